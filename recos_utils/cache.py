@@ -1,0 +1,124 @@
+"""A content-addressed store of trained models (all chapters).
+
+An entry's key is the SHA-256 of its full config (as canonical JSON) together with the
+code version (a hash of the modules that define models, data and training), so changing
+any of them trains afresh. An entry is one file::
+
+    <64 hex chars: SHA-256 of the payload>\\n<payload: torch.save of a dict of tensors, lists, numbers>
+
+written to a temporary file in the same folder, flushed to disk and renamed into place
+(atomic on POSIX), so a process killed mid-write leaves no entry that loads. Entries are
+loaded with ``torch.load(..., weights_only=True)``; a checksum mismatch is reported with a
+warning, the entry deleted and the model retrained. Two processes sharing the cache can at
+worst both train the same entry; the later rename wins and both files are whole.
+
+The folder is ``$RECOS_CACHE_DIR``, else ``<user cache>/models``.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from .data import user_cache_dir
+
+__all__ = ["cache_dir", "config_key", "code_version", "save_entry", "load_entry", "cached",
+           "CacheWarning"]
+
+_CODE_MODULES = ("models.py", "train.py", "data.py", "cache.py")
+
+
+class CacheWarning(UserWarning):
+    """A cache entry was unreadable or corrupted and is being rebuilt."""
+
+
+def cache_dir() -> Path:
+    """The model cache folder: ``$RECOS_CACHE_DIR`` or ``<user cache>/models``."""
+    env = os.environ.get("RECOS_CACHE_DIR")
+    return Path(env).expanduser() if env else user_cache_dir() / "models"
+
+
+def code_version(extra: tuple[str, ...] = ()) -> str:
+    """Hash of the source of the modules a trained model depends on."""
+    here = Path(__file__).parent
+    h = hashlib.sha256()
+    for name in _CODE_MODULES + tuple(extra):
+        h.update(name.encode())
+        h.update((here / name).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def config_key(config: dict, extra_modules: tuple[str, ...] = ()) -> str:
+    """The cache key of ``config``: SHA-256 of canonical JSON plus the code version."""
+    blob = json.dumps({"config": config, "code": code_version(extra_modules)},
+                      sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def save_entry(path: Path, payload: dict[str, Any]) -> None:
+    """Write ``payload`` atomically with its checksum (see the module docstring)."""
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    data = buf.getvalue()
+    digest = hashlib.sha256(data).hexdigest().encode()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(digest + b"\n" + data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def load_entry(path: Path) -> dict[str, Any] | None:
+    """Read an entry; ``None`` if absent. A corrupted entry is removed with a warning."""
+    try:
+        blob = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    digest, _, data = blob.partition(b"\n")
+    problem = None
+    if hashlib.sha256(data).hexdigest().encode() != digest:
+        problem = "checksum mismatch"
+    else:
+        try:
+            return torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
+        except Exception as e:  # valid checksum but unreadable: a format change
+            problem = f"unreadable ({type(e).__name__})"
+    warnings.warn(f"model cache entry {path} is corrupted ({problem}); it is deleted and the "
+                  f"model retrained", CacheWarning, stacklevel=3)
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    return None
+
+
+def cached(config: dict, build: Callable[[], dict[str, Any]], *, use_cache: bool = True,
+           extra_modules: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Return the entry for ``config``, calling ``build()`` and storing its result if needed.
+
+    ``build`` returns a dict of tensors, lists and numbers (e.g. ``state_dict``, ``history``).
+    """
+    if not use_cache:
+        return build()
+    path = cache_dir() / f"{config_key(config, extra_modules)}.pt"
+    entry = load_entry(path)
+    if entry is None:
+        entry = build()
+        save_entry(path, entry)
+    return entry

@@ -1,0 +1,111 @@
+"""The LeNet-5 family and activations chosen by name (Chapters 1-4).
+
+LeNet-5 as in LeCun et al. (1998) and as the paper uses it: the 28x28 digit is padded to
+32x32, then C1 6@5x5, S2 pool, C3 16@5x5, S4 pool, C5 120 (a 5x5 layer on the 5x5 maps,
+i.e. 120 anchors of dimension 400), F6 84, output 10. Every layer but the last is followed
+by the activation, which is the paper's rectifier ``R`` in ``B_l = R o A_l`` (Chapter 5,
+eq. d = B_L ... B_1 x); Chapter 2 swaps it to test why rectification is needed.
+
+Inputs are float images in [0, 1] (uint8 / 255), N x 1 x 28 x 28. The padding value is a
+parameter (``pad_value``) so that the grey-scale reversal identity of Chapter 2 can hold
+exactly at the border: a reversed image is padded with white (1) rather than black (0).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+__all__ = ["ACTIVATIONS", "TReLU", "Abs", "make_activation", "LeNet5"]
+
+#: Activation names accepted everywhere in the book.
+ACTIVATIONS = ("relu", "identity", "leaky_relu", "tanh", "sigmoid", "abs", "trelu")
+POOLS = ("max", "avg")
+
+
+class TReLU(nn.Module):
+    """Threshold ReLU of Kuo (2017): 0 for x < z, (x - z) / (1 - z) otherwise (Chapter 2)."""
+
+    def __init__(self, z: float = 0.5):
+        super().__init__()
+        if not 0.0 <= z < 1.0:
+            raise ValueError(f"trelu threshold z={z!r} is out of range; allowed: 0 <= z < 1")
+        self.z = float(z)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x - self.z) / (1.0 - self.z)
+
+    def extra_repr(self) -> str:
+        return f"z={self.z}"
+
+
+class Abs(nn.Module):
+    """|x|: keeps the magnitude, drops the sign (Chapter 2: the paired-anchor view)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.abs()
+
+
+def make_activation(name: str, z: float = 0.5) -> nn.Module:
+    """The activation module called ``name`` (one of :data:`ACTIVATIONS`)."""
+    table = {
+        "relu": nn.ReLU, "identity": nn.Identity, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid,
+        "leaky_relu": lambda: nn.LeakyReLU(0.01), "abs": Abs, "trelu": lambda: TReLU(z),
+    }
+    if name not in table:
+        raise ValueError(f"unknown activation {name!r}; allowed: {', '.join(ACTIVATIONS)}")
+    return table[name]()
+
+
+def _pool(kind: str) -> nn.Module:
+    if kind == "max":
+        return nn.MaxPool2d(2)
+    if kind == "avg":
+        return nn.AvgPool2d(2)
+    raise ValueError(f"unknown pooling {kind!r}; allowed: {', '.join(POOLS)}")
+
+
+class LeNet5(nn.Module):
+    """LeNet-5 with a chosen activation and pooling.
+
+    Layers are named as in the paper's figures: ``conv1`` (C1), ``conv2`` (C3),
+    ``fc1`` (C5, 120 units on the 16x5x5 maps), ``fc2`` (F6), ``fc3`` (output).
+    """
+
+    def __init__(self, activation: str = "relu", pool: str = "max", trelu_z: float = 0.5,
+                 pad_value: float = 0.0):
+        super().__init__()
+        self.activation, self.pool_kind, self.pad_value = activation, pool, float(pad_value)
+        self.conv1 = nn.Conv2d(1, 6, 5)
+        self.conv2 = nn.Conv2d(6, 16, 5)
+        self.fc1 = nn.Linear(16 * 5 * 5, 120)
+        self.fc2 = nn.Linear(120, 84)
+        self.fc3 = nn.Linear(84, 10)
+        self.act1, self.act2, self.act3, self.act4 = (make_activation(activation, trelu_z)
+                                                      for _ in range(4))
+        self.pool1, self.pool2 = _pool(pool), _pool(pool)
+
+    def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Every stage's output, by name (conv1, relu1, pool1, conv2, relu2, pool2, ...)."""
+        out = {}
+        x = F.pad(x, (2, 2, 2, 2), value=self.pad_value)
+        out["conv1"] = x = self.conv1(x)
+        out["relu1"] = x = self.act1(x)
+        out["pool1"] = x = self.pool1(x)
+        out["conv2"] = x = self.conv2(x)
+        out["relu2"] = x = self.act2(x)
+        out["pool2"] = x = self.pool2(x)
+        out["fc1"] = x = self.fc1(x.flatten(1))
+        out["relu3"] = x = self.act3(x)
+        out["fc2"] = x = self.fc2(x)
+        out["relu4"] = x = self.act4(x)
+        out["logits"] = self.fc3(x)
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.pad(x, (2, 2, 2, 2), value=self.pad_value)
+        x = self.pool1(self.act1(self.conv1(x)))
+        x = self.pool2(self.act2(self.conv2(x)))
+        x = self.act3(self.fc1(x.flatten(1)))
+        x = self.act4(self.fc2(x))
+        return self.fc3(x)

@@ -1,0 +1,204 @@
+"""A fast trainer on in-memory tensors, seeded and cached (all chapters).
+
+In the spirit of airbench: the whole training set stays a uint8 tensor on the device; each
+epoch draws one seeded permutation and slices mini-batches out of it, so there is no
+per-sample Dataset/DataLoader work. Adam with a linear warm-down of the learning rate.
+On the CPU the same seed gives bit-identical weights, run after run.
+
+``train_lenet(TrainConfig(...))`` is the one-line entry point the chapters use: it trains
+LeNet-5 (``models.LeNet5``) on a dataset from ``data.load_dataset``, caches the result by
+the hash of the full config (``cache.cached``) and returns the model and its history.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from . import cache
+from .data import Dataset, load_dataset, reverse_grey
+from .models import LeNet5
+
+__all__ = ["DeviceError", "resolve_device", "to_input", "fit", "evaluate", "predict",
+           "TrainConfig", "train_lenet", "train_data"]
+
+
+class DeviceError(RuntimeError):
+    """The requested device is not available."""
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` -> cuda if available else cpu; ``cuda`` without a GPU is a clear error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError("DEVICE='cuda' was requested but no CUDA GPU is available to "
+                              "PyTorch here (torch.cuda.is_available() is False); use "
+                              "DEVICE='cpu' or DEVICE='auto'")
+        return torch.device("cuda")
+    raise ValueError(f"unknown device {name!r}; allowed: auto, cpu, cuda")
+
+
+def to_input(images: torch.Tensor) -> torch.Tensor:
+    """uint8 N x 28 x 28 -> float N x 1 x 28 x 28 in [0, 1], the networks' input."""
+    if images.dtype == torch.uint8:
+        images = images.float().div_(255.0)
+    return images.unsqueeze(1) if images.dim() == 3 else images
+
+
+@torch.no_grad()
+def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 2000) -> torch.Tensor:
+    """Predicted labels of uint8 (or float) images, in batches, on the model's device."""
+    model.eval()
+    dev = next(model.parameters()).device
+    out = [model(to_input(images[i:i + batch_size].to(dev))).argmax(1).cpu()
+           for i in range(0, len(images), batch_size)]
+    return torch.cat(out)
+
+
+def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
+    """Accuracy (0..1) of ``model`` on the given images and labels."""
+    return (predict(model, images) == labels).float().mean().item()
+
+
+def _progress(total: int, desc: str):
+    from tqdm.std import tqdm
+
+    disable = os.environ.get("RECOS_PROGRESS", "1") == "0"
+    return tqdm(total=total, desc=desc, leave=False, file=sys.stderr, disable=disable,
+                mininterval=0.5)
+
+
+def fit(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, epochs: int,
+        batch_size: int = 128, lr: float = 2e-3, weight_decay: float = 0.0, seed: int = 0,
+        device: torch.device | str = "cpu", params: list | None = None,
+        eval_sets: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
+        eval_every: int | None = None, on_step: Callable[[int, nn.Module], None] | None = None,
+        desc: str = "train") -> dict:
+    """Train ``model`` in place on uint8 ``images`` and int ``labels`` held in memory.
+
+    ``params`` restricts what is trained (e.g. all but a frozen first layer). ``eval_sets``
+    (name -> (images, labels)) are evaluated every ``eval_every`` steps (default: each
+    epoch) and recorded in the history. ``on_step(step, model)`` is called after every
+    optimiser step (used to record anchors during training, Chapter 3).
+
+    Returns the history: ``{"step": [...], "loss": [...], "eval": {name: [...]},
+    "eval_step": [...], "steps": total, "seconds": wall time}``.
+    """
+    device = torch.device(device)
+    g = torch.Generator().manual_seed(seed)
+    model.to(device).train()
+    x_all, y_all = images.to(device), labels.to(device)
+    n = len(y_all)
+    steps_per_epoch = (n + batch_size - 1) // batch_size
+    total = epochs * steps_per_epoch
+    trainable = params if params is not None else [p for p in model.parameters()
+                                                    if p.requires_grad]
+    opt = torch.optim.Adam(trainable, lr=lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 - s / max(total, 1))
+    eval_every = eval_every or steps_per_epoch
+    hist = {"step": [], "loss": [], "eval_step": [], "eval": {k: [] for k in eval_sets or {}}}
+    t0, step, running = time.perf_counter(), 0, 0.0
+    bar = _progress(total, desc)
+    for _ in range(epochs):
+        perm = torch.randperm(n, generator=g).to(device)
+        for i in range(steps_per_epoch):
+            idx = perm[i * batch_size:(i + 1) * batch_size]
+            loss = F.cross_entropy(model(to_input(x_all[idx])), y_all[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            step += 1
+            running += loss.item()
+            if on_step is not None:
+                on_step(step, model)
+            if step % 50 == 0 or step == total:
+                k = step % 50 or 50
+                hist["step"].append(step)
+                hist["loss"].append(running / k)
+                running = 0.0
+                bar.set_postfix(loss=f"{hist['loss'][-1]:.3f}", refresh=False)
+            if eval_sets and (step % eval_every == 0 or step == total):
+                hist["eval_step"].append(step)
+                for name, (xe, ye) in eval_sets.items():
+                    hist["eval"][name].append(evaluate(model, xe, ye))
+                model.train()
+            bar.update(1)
+    bar.close()
+    model.eval()
+    hist["steps"] = total
+    hist["seconds"] = time.perf_counter() - t0
+    return hist
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a trained LeNet-5; its hash is the cache key."""
+
+    dataset: str = "mnist"
+    train_on: str = "original"      # original | reversed | both (original + reversed)
+    n_train: int | None = None      # first n training examples; None = all 60,000
+    activation: str = "relu"
+    pool: str = "max"
+    trelu_z: float = 0.5
+    epochs: int = 8
+    batch_size: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 0.0
+    seed: int = 0
+
+    def model(self) -> LeNet5:
+        """A freshly initialised model for this config (seeded)."""
+        torch.manual_seed(self.seed)
+        return LeNet5(self.activation, self.pool, self.trelu_z)
+
+
+def train_data(dataset: str, train_on: str = "original", n_train: int | None = None,
+               root=None) -> Dataset:
+    """The training tensors for ``train_on`` = original | reversed | both."""
+    ds = load_dataset(dataset, "train", root).subset(n_train)
+    if train_on == "original":
+        return ds
+    if train_on == "reversed":
+        return Dataset(reverse_grey(ds.images), ds.labels, ds.name, "train-reversed")
+    if train_on == "both":
+        return Dataset(torch.cat([ds.images, reverse_grey(ds.images)]),
+                       torch.cat([ds.labels, ds.labels]), ds.name, "train-both")
+    raise ValueError(f"unknown train_on {train_on!r}; allowed: original, reversed, both")
+
+
+def train_lenet(config: TrainConfig, *, device: str | torch.device = "cpu", data_dir=None,
+                use_cache: bool = True) -> tuple[LeNet5, dict]:
+    """Train (or load from the cache) the LeNet-5 described by ``config``.
+
+    The data root does not enter the key: the files are checksummed on load instead.
+    Returns ``(model on CPU in eval mode, history)``.
+    """
+    dev = resolve_device(device) if isinstance(device, str) else device
+
+    def build():
+        ds = train_data(config.dataset, config.train_on, config.n_train, data_dir)
+        model = config.model()
+        hist = fit(model, ds.images, ds.labels, epochs=config.epochs,
+                   batch_size=config.batch_size, lr=config.lr,
+                   weight_decay=config.weight_decay, seed=config.seed, device=dev,
+                   desc=f"LeNet-5/{config.activation} seed {config.seed}")
+        return {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
+                "history": {k: v for k, v in hist.items() if k != "eval"}}
+
+    key = dict(dataclasses.asdict(config), kind="lenet5")
+    entry = cache.cached(key, build, use_cache=use_cache)
+    model = config.model()
+    model.load_state_dict(entry["state_dict"])
+    return model.eval(), entry["history"]
