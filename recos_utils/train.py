@@ -1,22 +1,30 @@
-"""A fast trainer on in-memory tensors, seeded and cached (all chapters).
+"""A fast trainer on in-memory tensors, seeded, cached and parallel (all chapters).
 
 In the spirit of airbench: the whole training set stays a uint8 tensor on the device; each
 epoch draws one seeded permutation and slices mini-batches out of it, so there is no
 per-sample Dataset/DataLoader work. Adam with a linear warm-down of the learning rate.
-On the CPU the same seed gives bit-identical weights, run after run.
 
-``train_lenet(TrainConfig(...))`` is the one-line entry point the chapters use: it trains
-LeNet-5 (``models.LeNet5``) on a dataset from ``data.load_dataset``, caches the result by
-the hash of the full config (``cache.cached``) and returns the model and its history.
+Several models at once: LeNet-5 is too small for one model to keep even two CPU cores
+busy, and stacking models into grouped convolutions or ``torch.vmap`` was measured to be
+*slower* on the CPU (see ``benchmarks/RESULTS.md``). So on the CPU every model trains on one
+thread, and ``run_jobs`` / ``train_lenets`` train several models side by side in a pool of
+worker processes, one per core. One thread per model also makes the weights bit-identical
+for a given seed whatever the number of cores. On a GPU, models train one after another.
+
+``train_lenet(TrainConfig(...))`` (one model) and ``train_lenets([...])`` (many) are the
+entry points the chapters use: they train LeNet-5 (``models.LeNet5``) on a dataset from
+``data.load_dataset``, cache the result by the hash of the full config (``cache.cached``)
+and return the models with their histories.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import sys
 import time
-from dataclasses import dataclass, field
-from typing import Callable
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import torch
 import torch.nn as nn
@@ -27,7 +35,7 @@ from .data import Dataset, load_dataset, reverse_grey
 from .models import LeNet5
 
 __all__ = ["DeviceError", "resolve_device", "to_input", "fit", "evaluate", "predict",
-           "TrainConfig", "train_lenet", "train_data"]
+           "TrainConfig", "train_lenet", "train_lenets", "train_data", "run_jobs", "workers"]
 
 
 class DeviceError(RuntimeError):
@@ -79,6 +87,20 @@ def _progress(total: int, desc: str):
                 mininterval=0.5)
 
 
+@contextlib.contextmanager
+def one_thread(device: torch.device):
+    """Train on one CPU thread (bit-identical results whatever the core count)."""
+    if device.type != "cpu":
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def fit(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, epochs: int,
         batch_size: int = 128, lr: float = 2e-3, weight_decay: float = 0.0, seed: int = 0,
         device: torch.device | str = "cpu", params: list | None = None,
@@ -108,8 +130,21 @@ def fit(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, epochs:
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 - s / max(total, 1))
     eval_every = eval_every or steps_per_epoch
     hist = {"step": [], "loss": [], "eval_step": [], "eval": {k: [] for k in eval_sets or {}}}
-    t0, step, running = time.perf_counter(), 0, 0.0
+    t0 = time.perf_counter()
     bar = _progress(total, desc)
+    with one_thread(device):
+        _loop(model, x_all, y_all, g, opt, sched, hist, bar, epochs, steps_per_epoch,
+              batch_size, total, eval_sets, eval_every, on_step)
+    bar.close()
+    model.eval()
+    hist["steps"] = total
+    hist["seconds"] = time.perf_counter() - t0
+    return hist
+
+
+def _loop(model, x_all, y_all, g, opt, sched, hist, bar, epochs, steps_per_epoch, batch_size,
+          total, eval_sets, eval_every, on_step):
+    n, step, running, device = len(y_all), 0, 0.0, x_all.device
     for _ in range(epochs):
         perm = torch.randperm(n, generator=g).to(device)
         for i in range(steps_per_epoch):
@@ -135,11 +170,6 @@ def fit(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, epochs:
                     hist["eval"][name].append(evaluate(model, xe, ye))
                 model.train()
             bar.update(1)
-    bar.close()
-    model.eval()
-    hist["steps"] = total
-    hist["seconds"] = time.perf_counter() - t0
-    return hist
 
 
 @dataclass(frozen=True)
@@ -178,27 +208,94 @@ def train_data(dataset: str, train_on: str = "original", n_train: int | None = N
     raise ValueError(f"unknown train_on {train_on!r}; allowed: original, reversed, both")
 
 
-def train_lenet(config: TrainConfig, *, device: str | torch.device = "cpu", data_dir=None,
-                use_cache: bool = True) -> tuple[LeNet5, dict]:
-    """Train (or load from the cache) the LeNet-5 described by ``config``.
+def workers() -> int:
+    """Worker processes for ``run_jobs``: ``$RECOS_WORKERS``, else the number of CPU cores."""
+    env = os.environ.get("RECOS_WORKERS")
+    if env:
+        return max(1, int(env))
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
-    The data root does not enter the key: the files are checksummed on load instead.
-    Returns ``(model on CPU in eval mode, history)``.
+
+def _job(fn: Callable[..., dict], args: tuple, config: dict, use_cache: bool) -> dict | None:
+    """Run one job in a worker: build and store the entry (returned only without a cache)."""
+    os.environ["RECOS_PROGRESS"] = "0"
+    torch.set_num_threads(1)
+    if use_cache:
+        cache.cached(config, lambda: fn(*args))
+        return None
+    return fn(*args)
+
+
+def run_jobs(jobs: list[tuple[dict, Callable[..., dict], tuple]], *, device="cpu",
+             use_cache: bool = True, n_workers: int | None = None) -> list[dict]:
+    """Build cache entries for ``jobs``, several at once; return the entries in order.
+
+    A job is ``(config, fn, args)``: ``config`` is the full cache key (a JSON-able dict),
+    ``fn(*args)`` a module-level function (picklable) that trains and returns the entry
+    (a dict of tensors, lists and numbers). Entries already cached are loaded; the missing
+    ones are built in a pool of worker processes on the CPU (``workers()`` of them, one
+    thread each) or one after another in this process on a GPU.
     """
     dev = resolve_device(device) if isinstance(device, str) else device
+    entries: list[dict | None] = [None] * len(jobs)
+    if use_cache:
+        for i, (config, _, _) in enumerate(jobs):
+            entries[i] = cache.load_entry(cache.cache_dir() / f"{cache.config_key(config)}.pt")
+    todo = [i for i, e in enumerate(entries) if e is None]
+    n = min(n_workers or workers(), len(todo))
+    if dev.type == "cpu" and n > 1:
+        from joblib import Parallel, delayed
 
-    def build():
-        ds = train_data(config.dataset, config.train_on, config.n_train, data_dir)
-        model = config.model()
-        hist = fit(model, ds.images, ds.labels, epochs=config.epochs,
-                   batch_size=config.batch_size, lr=config.lr,
-                   weight_decay=config.weight_decay, seed=config.seed, device=dev,
-                   desc=f"LeNet-5/{config.activation} seed {config.seed}")
-        return {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
-                "history": {k: v for k, v in hist.items() if k != "eval"}}
+        bar = _progress(len(todo), f"training {len(todo)} models on {n} processes")
+        run = Parallel(n_jobs=n, backend="loky", return_as="generator")
+        for i, entry in zip(todo, run(delayed(_job)(jobs[i][1], jobs[i][2], jobs[i][0],
+                                                    use_cache) for i in todo)):
+            entries[i] = entry
+            bar.update(1)
+        bar.close()
+        if use_cache:
+            for i in todo:
+                entries[i] = cache.cached(jobs[i][0], lambda i=i: jobs[i][1](*jobs[i][2]))
+    else:
+        for i in todo:
+            config, fn, args = jobs[i]
+            entries[i] = cache.cached(config, lambda: fn(*args), use_cache=use_cache)
+    return entries
 
-    key = dict(dataclasses.asdict(config), kind="lenet5")
-    entry = cache.cached(key, build, use_cache=use_cache)
+
+def _build_lenet(config: "TrainConfig", device: str, data_dir) -> dict:
+    ds = train_data(config.dataset, config.train_on, config.n_train, data_dir)
     model = config.model()
-    model.load_state_dict(entry["state_dict"])
-    return model.eval(), entry["history"]
+    hist = fit(model, ds.images, ds.labels, epochs=config.epochs,
+               batch_size=config.batch_size, lr=config.lr, weight_decay=config.weight_decay,
+               seed=config.seed, device=resolve_device(device),
+               desc=f"LeNet-5/{config.activation} seed {config.seed}")
+    return {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
+            "history": hist}
+
+
+def train_lenets(configs: list[TrainConfig], *, device: str = "cpu", data_dir=None,
+                 use_cache: bool = True) -> list[tuple[LeNet5, dict]]:
+    """Train (or load from the cache) every LeNet-5 in ``configs``, several at once.
+
+    The data root does not enter the cache key: the files are checksummed on load instead.
+    Returns ``[(model on CPU in eval mode, history), ...]`` in the order of ``configs``.
+    """
+    dev = str(resolve_device(device))
+    jobs = [(dict(dataclasses.asdict(c), kind="lenet5"), _build_lenet, (c, dev, data_dir))
+            for c in configs]
+    out = []
+    for c, entry in zip(configs, run_jobs(jobs, device=dev, use_cache=use_cache)):
+        model = c.model()
+        model.load_state_dict(entry["state_dict"])
+        out.append((model.eval(), entry["history"]))
+    return out
+
+
+def train_lenet(config: TrainConfig, *, device: str = "cpu", data_dir=None,
+                use_cache: bool = True) -> tuple[LeNet5, dict]:
+    """Train (or load from the cache) the one LeNet-5 described by ``config``."""
+    return train_lenets([config], device=device, data_dir=data_dir, use_cache=use_cache)[0]
