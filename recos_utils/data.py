@@ -57,6 +57,10 @@ _MD5 = {
     ("mnist", "train-labels-idx1-ubyte"): "a25bea736e30d166cdddb491f175f624",
     ("mnist", "t10k-images-idx3-ubyte"): "2646ac647ad5339dbf082846283269ea",
     ("mnist", "t10k-labels-idx1-ubyte"): "27ae3e4e09519cfbb04c329615203637",
+    ("fashion-mnist", "train-images-idx3-ubyte"): "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+    ("fashion-mnist", "train-labels-idx1-ubyte"): "9018921c3c673c538a1fc5bad174d6f9",
+    ("fashion-mnist", "t10k-images-idx3-ubyte"): "8181f5470baa50b63fa0f6fddb340f0a",
+    ("fashion-mnist", "t10k-labels-idx1-ubyte"): "15d484375f8d13e6eb1aabb0c3f46965",
 }
 
 _N = {"train": 60000, "test": 10000}
