@@ -81,11 +81,24 @@ def execute_chapter(nb: Path, out_dir: Path, *, quick: bool, device: str,
         pm.execute_notebook(str(nb), str(executed), parameters=params, cwd=str(nb.parent),
                             progress_bar=False, log_output=False, kernel_name="python3")
     except PapermillExecutionError as e:
-        raise BookError(f"chapter {nb.stem} failed in cell {e.cell_index} (execution count "
-                        f"{e.exec_count}): {e.ename}: {e.evalue}\n  executed notebook with "
-                        f"the traceback: {executed}") from None
+        # papermill's index counts its injected cell; name the cell of the source notebook
+        src_index = _source_index(nb, e.source, e.cell_index)
+        first = (e.source or "").strip().splitlines()[:1] or [""]
+        raise BookError(f"chapter {nb.stem} failed in cell {src_index} of {nb.name} (counting "
+                        f"from 0; it begins {first[0][:60]!r}): {e.ename}: {e.evalue}\n  the "
+                        f"executed notebook with the traceback: {executed}") from None
     _tidy_executed(executed)
     return executed
+
+
+def _source_index(nb: Path, source: str, fallback: int) -> int:
+    """Index of the cell with ``source`` in the source notebook (papermill counts its own)."""
+    import nbformat
+
+    for i, c in enumerate(nbformat.read(nb, as_version=4).cells):
+        if c.cell_type == "code" and c.source == source:
+            return i
+    return fallback
 
 
 def _tidy_executed(path: Path) -> None:

@@ -88,13 +88,13 @@ def _progress(total: int, desc: str):
 
 
 @contextlib.contextmanager
-def one_thread(device: torch.device):
-    """Train on one CPU thread (bit-identical results whatever the core count)."""
-    if device.type != "cpu":
+def threads_for(device: torch.device, threads: int | None):
+    """Train on ``threads`` CPU threads (1: bit-identical results whatever the core count)."""
+    if device.type != "cpu" or threads is None:
         yield
         return
     before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     try:
         yield
     finally:
@@ -106,13 +106,15 @@ def fit(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, epochs:
         device: torch.device | str = "cpu", params: list | None = None,
         eval_sets: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
         eval_every: int | None = None, on_step: Callable[[int, nn.Module], None] | None = None,
-        desc: str = "train") -> dict:
+        threads: int | None = 1, desc: str = "train") -> dict:
     """Train ``model`` in place on uint8 ``images`` and int ``labels`` held in memory.
 
     ``params`` restricts what is trained (e.g. all but a frozen first layer). ``eval_sets``
     (name -> (images, labels)) are evaluated every ``eval_every`` steps (default: each
     epoch) and recorded in the history. ``on_step(step, model)`` is called after every
-    optimiser step (used to record anchors during training, Chapter 3).
+    optimiser step (used to record anchors during training, Chapter 3). ``threads``: CPU
+    threads while training; 1 (the default) gives the same bits on any machine, ``None``
+    keeps torch's setting (faster for a lone model, e.g. in the benchmark).
 
     Returns the history: ``{"step": [...], "loss": [...], "eval": {name: [...]},
     "eval_step": [...], "steps": total, "seconds": wall time}``.
@@ -132,7 +134,7 @@ def fit(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, epochs:
     hist = {"step": [], "loss": [], "eval_step": [], "eval": {k: [] for k in eval_sets or {}}}
     t0 = time.perf_counter()
     bar = _progress(total, desc)
-    with one_thread(device):
+    with threads_for(device, threads):
         _loop(model, x_all, y_all, g, opt, sched, hist, bar, epochs, steps_per_epoch,
               batch_size, total, eval_sets, eval_every, on_step)
     bar.close()

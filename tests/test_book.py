@@ -1,0 +1,96 @@
+"""The chapters as notebooks: clean sources, documented parameters, executed in quick mode,
+rendered with warnings as errors, glued numbers present."""
+import ast
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHAPTERS = sorted((ROOT / "book").glob("[0-9][0-9]_*.ipynb"))
+REQUIRED = {"QUICK", "DEVICE", "SEED", "DATA_DIR", "RESULTS_DIR"}
+
+
+def parameters_cell(nb):
+    cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(cells) == 1, "a chapter needs exactly one cell tagged parameters"
+    return cells[0]
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_chapter_source_is_clean_and_parameters_are_documented_literals(path):
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+    for c in nb.cells:
+        if c.cell_type == "code":
+            assert c.outputs == [] and c.execution_count is None, "commit notebooks without outputs"
+            assert "sys.path" not in c.source and "os.chdir" not in c.source
+    cell = parameters_cell(nb)
+    tree = ast.parse(cell.source)
+    names = set()
+    lines = cell.source.splitlines()
+    for stmt in tree.body:
+        assert isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
+        ast.literal_eval(stmt.value)  # literals only
+        name = stmt.targets[0].id
+        assert name.isupper(), name
+        assert "#" in lines[stmt.lineno - 1], f"parameter {name} needs a comment"
+        names.add(name)
+    assert REQUIRED <= names
+    assert ast.literal_eval(next(s.value for s in tree.body if s.targets[0].id == "QUICK")) is False
+
+
+@pytest.mark.parametrize("path", CHAPTERS[:1], ids=lambda p: p.stem)
+def test_papermill_help_lists_every_parameter_with_its_comment(path):
+    out = subprocess.run([sys.executable, "-m", "papermill", "--help-notebook", str(path)],
+                         capture_output=True, text=True, check=True).stdout
+    cell = parameters_cell(nbformat.read(path, as_version=4))
+    for line in cell.source.splitlines():
+        if "=" in line and not line.startswith("#"):
+            name, comment = line.split("=")[0].strip(), line.split("#", 1)[1].strip()
+            assert name in out and comment[:30] in out
+
+
+def test_every_chapter_executes_and_the_book_builds(quick_book):
+    for path in CHAPTERS:
+        executed = quick_book / "executed" / path.name
+        nb = nbformat.read(executed, as_version=4)
+        errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+                  if o.output_type == "error"]
+        assert not errors
+        injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+        assert injected and all("remove-cell" in c.metadata.tags for c in injected)
+        results = json.loads((quick_book / "results" / f"{path.stem}.json").read_text())
+        assert results, path.stem
+        html = (quick_book / "html" / "book" / f"{path.stem}.html").read_text()
+        assert "{glue" not in html and "glue:text" not in html
+        assert "injected-parameters" not in html
+    assert (quick_book / "html" / "index.html").is_file()
+    timings = json.loads((quick_book / "timings.json").read_text())
+    assert set(timings["seconds"]) == {p.stem for p in CHAPTERS}
+
+
+def _page_text(html: str) -> str:
+    import html as h
+    return h.unescape(re.sub(r"<[^>]+>", "", html))
+
+
+def test_chapter1_numbers_are_glued_from_its_results(quick_book):
+    r = json.loads((quick_book / "results" / "01_recos_model.json").read_text())
+    text = _page_text((quick_book / "html" / "book" / "01_recos_model.html").read_text())
+    checks = r["conv_relu_equals_recos"]
+    scale = checks["relu1_max_response"]
+    assert checks["conv1_max_abs_err"] < 1e-5 * scale and checks["conv2_max_abs_err"] < 1e-5 * scale
+    assert r["augmented"]["flat_patch_max_response"] < 1e-9
+    assert 0 < r["conv1_frac_zeroed"] < 1
+    assert r["quick"] is True
+    # the prose shows the numbers from the results file, formatted as in the notebook
+    assert f"{r['lenet5']['test_acc']:.2%}" in text
+    assert f"{r['conv1_frac_zeroed']:.1%}" in text
+    assert f"{r['conv_relu_equals_recos']['conv2_max_abs_err']:.1e}" in text
+    assert "{glue" not in text

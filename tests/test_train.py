@@ -1,0 +1,94 @@
+"""The fast trainer: learns, is deterministic, caches, and trains in parallel bit-identically."""
+import pytest
+import torch
+
+from recos_utils import train
+from recos_utils.models import LeNet5
+from recos_utils.train import TrainConfig, evaluate, fit, resolve_device, train_lenet, train_lenets
+from conftest import needs_mnist
+
+
+def toy_data(n=512, seed=0):
+    """Two classes a linear model can separate: bright top half vs bright bottom half."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 2, (n,), generator=g)
+    x = torch.randint(0, 60, (n, 28, 28), generator=g, dtype=torch.uint8)
+    x[y == 0, :14] += 150
+    x[y == 1, 14:] += 150
+    return x, y
+
+
+def test_fit_learns_and_records_history():
+    x, y = toy_data()
+    torch.manual_seed(0)
+    m = LeNet5()
+    before = evaluate(m, x, y)
+    h = fit(m, x, y, epochs=4, batch_size=32, seed=0, eval_sets={"train": (x, y)})
+    assert evaluate(m, x, y) > max(before, 0.95)
+    assert h["steps"] == 4 * 16 and h["eval_step"] == [16, 32, 48, 64]
+    assert h["eval"]["train"][-1] == evaluate(m, x, y)
+    assert h["loss"][-1] < h["loss"][0]
+
+
+def test_same_seed_same_bits_other_seed_other_bits():
+    x, y = toy_data()
+    states = []
+    for seed in (0, 0, 1):
+        torch.manual_seed(seed)
+        m = LeNet5()
+        fit(m, x, y, epochs=1, batch_size=32, seed=seed)
+        states.append(m.state_dict())
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+    assert not torch.equal(states[0]["conv1.weight"], states[2]["conv1.weight"])
+
+
+def test_frozen_parameters_stay_put():
+    x, y = toy_data()
+    m = LeNet5()
+    w = m.conv1.weight.detach().clone()
+    fit(m, x, y, epochs=1, params=[p for n, p in m.named_parameters() if not n.startswith("conv1")])
+    assert torch.equal(m.conv1.weight, w)
+
+
+def test_on_step_sees_every_step():
+    x, y = toy_data(n=256)
+    seen = []
+    fit(LeNet5(), x, y, epochs=2, batch_size=64, on_step=lambda s, m: seen.append(s))
+    assert seen == list(range(1, 9))
+
+
+def test_resolve_device():
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValueError, match="unknown device 'gpu'"):
+        resolve_device("gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(train.DeviceError, match="no CUDA GPU"):
+            resolve_device("cuda")
+
+
+@needs_mnist
+def test_parallel_training_is_bit_identical_to_training_alone_and_cached(monkeypatch):
+    """Two models in worker processes = the same models trained here, one thread each."""
+    cfgs = [TrainConfig(epochs=1, n_train=1024, seed=s) for s in (0, 1)]
+    monkeypatch.setenv("RECOS_WORKERS", "2")
+    pooled = train_lenets(cfgs)
+    for c, (m, h) in zip(cfgs, pooled):
+        alone, _ = train_lenet(c, use_cache=False)
+        for k, v in alone.state_dict().items():
+            assert torch.equal(v, m.state_dict()[k]), k
+        assert h["steps"] == 8
+    # second time: loaded from the cache, no training at all
+    monkeypatch.setattr(train, "fit", lambda *a, **k: pytest.fail("retrained a cached model"))
+    again = train_lenets(cfgs)
+    assert torch.equal(again[1][0].conv1.weight, pooled[1][0].conv1.weight)
+
+
+@needs_mnist
+def test_train_on_reversed_and_both():
+    ds = train.train_data("mnist", "both", n_train=100)
+    assert len(ds) == 200
+    assert torch.equal(ds.images[100:], 255 - ds.images[:100])
+    assert torch.equal(ds.labels[100:], ds.labels[:100])
+    with pytest.raises(ValueError, match="unknown train_on"):
+        train.train_data("mnist", "sideways")
