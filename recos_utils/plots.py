@@ -52,7 +52,7 @@ def image_grid(images, nrow: int, titles=None, cmap: str = "gray", size: float =
             ax.set_title(str(titles[i]), fontsize=8, pad=2)
     if suptitle:
         fig.suptitle(suptitle)
-    fig.tight_layout(pad=0.2)
+    fig.tight_layout(pad=0.2, w_pad=0.5, h_pad=0.5)
     return fig
 
 
@@ -77,12 +77,10 @@ def unit_circle(x, anchors, labels=None, ax=None):
         ax.annotate("", xy=ak, xytext=(0, 0),
                     arrowprops=dict(arrowstyle="-|>", color=col, lw=1.6, linestyle=style))
         name = labels[k] if labels else f"$a_{k + 1}$"
-        ax.text(*(1.15 * ak), f"{name}\ncos={c:+.2f}\nRec={max(c, 0):.2f}", ha="center",
+        ax.text(*(1.38 * ak), f"{name}\ncos={c:+.2f}\nRec={max(c, 0):.2f}", ha="center",
                 va="center", fontsize=8, color=col)
     ax.set_aspect("equal")
-    ax.set_xlim(-1.5, 1.5)
-    ax.set_ylim(-1.5, 1.5)
-    ax.grid(False)
-    ax.set_xticks([])
-    ax.set_yticks([])
+    ax.set_xlim(-1.75, 1.75)
+    ax.set_ylim(-1.75, 1.75)
+    ax.set_axis_off()
     return ax.figure
