@@ -1,0 +1,241 @@
+"""How anchors form, conv1 anchors initialised by k-means, and probes of a trained net (Ch. 3).
+
+Two experiments of Chapter 3 need training runs that record more than the trainer does:
+
+* **formation**: the angle theta_k(t) = arccos(cos(a_k(t), a_k(T))) between each anchor
+  a_k at step t and its final position a_k(T), for every layer (conv1, conv2, fc1 = C5,
+  fc2 = F6). Anchors are snapshotted with ``fit``'s ``on_step`` hook at a modest,
+  geometrically spaced set of steps; only the angle curves (and the small conv1
+  snapshots) are stored, not the weights of every snapshot;
+* **initialisation**: conv1's anchors initialised from the spherical k-means centroids of
+  mean-removed unit 5x5 patches (``sphere.spherical_kmeans``), each rescaled to the norm the
+  default PyTorch initialisation gave that filter for the same seed, against the default
+  random initialisation. All other parameters (conv1 biases included) and the batch order
+  are those of the same seed, so the two arms of a seed differ only in the *directions* of
+  the six conv1 anchors. Test accuracy on a fixed subset is recorded every few steps.
+
+``build_init_run`` is the module-level build function for ``train.run_jobs``; its cache
+key (``job_config``) holds the whole config plus a hash of this module and ``sphere.py``.
+
+Two probes of a trained LeNet-5 complete the chapter: ``top_patches`` (the input patches
+each conv1 anchor responds to most) and ``zeroed_fraction`` (per layer, the share of
+responses y_k = Rec(a_k . x + b_k) that rectification sets to zero, Chapter 1's eq.
+y = Rec(Ax)).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from . import recos, sphere
+from .data import load_dataset
+from .train import TrainConfig, evaluate, fit, resolve_device, run_jobs, to_input
+
+__all__ = ["LAYERS", "PatchConfig", "InitConfig", "patch_set", "cluster", "patch_centroids", "kmeans_init_conv1",
+           "snapshot_steps", "AnchorRecorder", "build_init_run", "job_config",
+           "run_init_experiment", "top_patches", "zeroed_fraction", "steps_to", "code_hash"]
+
+#: The layers whose anchors are followed, with their names in the paper's LeNet-5.
+LAYERS = {"conv1": "C1", "conv2": "C3", "fc1": "C5", "fc2": "F6"}
+
+
+def code_hash() -> str:
+    """Hash of the code that builds a Chapter 3 run (this module and ``sphere.py``)."""
+    here = Path(__file__).parent
+    h = hashlib.sha256()
+    for name in ("anchor_training.py", "sphere.py", "recos.py"):
+        h.update((here / name).read_bytes())
+    return h.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class PatchConfig:
+    """Where the k-means centroids come from: patches of the first training images."""
+
+    k: int = 6
+    n_images: int = 1000       # first training images the patches are cut from
+    n_patches: int = 30000     # patches drawn (seeded) from the non-flat ones
+    min_norm: float = 0.25     # drop patches whose mean-removed norm is below this
+    n_init: int = 3
+    max_iter: int = 100
+    seed: int = 0
+
+
+def patch_set(images: torch.Tensor, pc: PatchConfig) -> tuple[np.ndarray, dict]:
+    """The mean-removed unit 5x5 patches of the first ``pc.n_images`` images (see PatchConfig)."""
+    return sphere.unit_patches(images[:pc.n_images], min_norm=pc.min_norm, n=pc.n_patches,
+                               seed=pc.seed)
+
+
+def cluster(X: np.ndarray, pc: PatchConfig) -> sphere.KMeansResult:
+    """Spherical k-means of the patches ``X`` with the settings of ``pc``."""
+    return sphere.spherical_kmeans(X, pc.k, n_init=pc.n_init, max_iter=pc.max_iter, seed=pc.seed)
+
+
+def patch_centroids(dataset: str, pc: PatchConfig, data_dir=None,
+                    images: torch.Tensor | None = None) -> tuple[sphere.KMeansResult, dict]:
+    """Spherical k-means centroids of mean-removed unit 5x5 patches of ``dataset``.
+
+    Deterministic for a given config; returns (k-means result, patch counts).
+    """
+    if images is None:
+        images = load_dataset(dataset, "train", data_dir).images
+    X, info = patch_set(images, pc)
+    return cluster(X, pc), info
+
+
+@torch.no_grad()
+def kmeans_init_conv1(model: nn.Module, centroids) -> nn.Module:
+    """Set conv1's anchors to the unit ``centroids`` (K x 25), each scaled to the norm of
+    the filter it replaces (the default init's norm for this seed). Biases are kept."""
+    w = model.conv1.weight
+    c = torch.as_tensor(np.asarray(centroids), dtype=w.dtype).reshape(w.shape)
+    norms = w.flatten(1).norm(dim=1)
+    c = c / c.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
+    w.copy_(c * norms.view(-1, 1, 1, 1))
+    return model
+
+
+def snapshot_steps(total: int, n: int = 30) -> list[int]:
+    """About ``n`` steps from 0 to ``total``, geometrically spaced (dense early on)."""
+    g = np.unique(np.round(np.geomspace(1, total, n)).astype(int))
+    return [0] + [int(s) for s in g]
+
+
+class AnchorRecorder:
+    """``on_step`` hook: keeps the anchors of ``LAYERS`` at the chosen steps (in memory)."""
+
+    def __init__(self, steps: list[int]):
+        self.steps = set(steps)
+        self.taken: list[int] = []
+        self.anchors: dict[str, list[torch.Tensor]] = {name: [] for name in LAYERS}
+
+    def __call__(self, step: int, model: nn.Module) -> None:
+        if step in self.steps:
+            self.taken.append(step)
+            for name in LAYERS:
+                self.anchors[name].append(recos.anchors(getattr(model, name)).cpu())
+
+    def angles_to_final(self) -> dict[str, torch.Tensor]:
+        """Per layer: snapshots x K angles (degrees) of each anchor to its last snapshot."""
+        out = {}
+        for name, snaps in self.anchors.items():
+            final = snaps[-1].numpy()
+            out[name] = torch.tensor(np.stack([sphere.angles(s.numpy(), final) for s in snaps]),
+                                     dtype=torch.float32)
+        return out
+
+
+@dataclass(frozen=True)
+class InitConfig:
+    """One run of the initialisation / formation experiment (its hash is the cache key)."""
+
+    dataset: str = "mnist"
+    init: str = "random"       # random (PyTorch default) | kmeans (conv1 from centroids)
+    seed: int = 0
+    epochs: int = 2
+    n_train: int | None = None
+    batch_size: int = 128
+    lr: float = 2e-3
+    eval_every: int = 25       # steps between evaluations on the test subset
+    n_eval: int = 2000         # the first n_eval test images
+    n_snapshots: int = 30
+    patches: PatchConfig = field(default_factory=PatchConfig)
+
+    def lenet(self) -> TrainConfig:
+        """The LeNet-5 config whose initialisation and batch order this run shares."""
+        return TrainConfig(dataset=self.dataset, n_train=self.n_train, epochs=self.epochs,
+                           batch_size=self.batch_size, lr=self.lr, seed=self.seed)
+
+
+def job_config(cfg: InitConfig) -> dict:
+    """The full cache key of a run: every field, the kind and the code hash."""
+    return dict(dataclasses.asdict(cfg), kind="ch3_anchor_init", code=code_hash())
+
+
+def build_init_run(cfg: InitConfig, device: str, data_dir=None) -> dict:
+    """Train one LeNet-5 of the experiment; return state, history, formation and init anchors."""
+    if cfg.init not in ("random", "kmeans"):
+        raise ValueError(f"unknown init {cfg.init!r}; allowed: random, kmeans")
+    train = load_dataset(cfg.dataset, "train", data_dir)
+    test = load_dataset(cfg.dataset, "test", data_dir)
+    model = cfg.lenet().model()
+    if cfg.init == "kmeans":
+        km, _ = patch_centroids(cfg.dataset, cfg.patches, images=train.images)
+        kmeans_init_conv1(model, km.centroids)
+    ds = train.subset(cfg.n_train)
+    steps_per_epoch = (len(ds) + cfg.batch_size - 1) // cfg.batch_size
+    rec = AnchorRecorder(snapshot_steps(cfg.epochs * steps_per_epoch, cfg.n_snapshots))
+    rec(0, model)
+    hist = fit(model, ds.images, ds.labels, epochs=cfg.epochs, batch_size=cfg.batch_size,
+               lr=cfg.lr, seed=cfg.seed, device=resolve_device(device),
+               eval_sets={"test": (test.images[:cfg.n_eval], test.labels[:cfg.n_eval])},
+               eval_every=cfg.eval_every, on_step=rec, desc=f"{cfg.init} init seed {cfg.seed}")
+    model.cpu()
+    return {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
+            "history": hist,
+            "test_acc": evaluate(model, test.images, test.labels),
+            "snapshot_steps": torch.tensor(rec.taken),
+            "angles_to_final": rec.angles_to_final(),
+            "conv1_snapshots": torch.stack(rec.anchors["conv1"])}
+
+
+def run_init_experiment(configs: list[InitConfig], *, device: str = "cpu",
+                        data_dir=None) -> list[dict]:
+    """Train (or load from the cache) every run of ``configs`` in one parallel pass."""
+    dev = str(resolve_device(device))
+    return run_jobs([(job_config(c), build_init_run, (c, dev, data_dir)) for c in configs],
+                    device=dev)
+
+
+@torch.no_grad()
+def top_patches(model: nn.Module, images: torch.Tensor, n: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each conv1 anchor, the ``n`` input patches (one per image) that respond most.
+
+    Each image contributes at most its best position, so the patches come from ``n``
+    different images. Returns (K x n x 5 x 5 patches of the padded input, K x n responses
+    before rectification).
+    """
+    x = F.pad(to_input(images), (2, 2, 2, 2), value=getattr(model, "pad_value", 0.0))
+    r = model.conv1(x)                                   # B x K x H x W
+    B, K, H, W = r.shape
+    k = model.conv1.kernel_size[0]
+    best, pos = r.flatten(2).max(dim=2)                  # B x K: best position per image
+    val, img = best.T.topk(min(n, B), dim=1)             # K x n
+    where = pos.T.gather(1, img)
+    out = torch.stack([torch.stack([x[b, 0, w // W:w // W + k, w % W:w % W + k]
+                                    for b, w in zip(img[j].tolist(), where[j].tolist())])
+                       for j in range(K)])
+    return out, val
+
+
+@torch.no_grad()
+def zeroed_fraction(model: nn.Module, images: torch.Tensor,
+                    batch_size: int = 1000) -> dict[str, float]:
+    """Per layer (conv1, conv2, fc1, fc2): the fraction of responses the rectifier sets to
+    zero, i.e. of pre-activations <= 0, over ``images`` (and every position for conv layers).
+    """
+    model.eval()
+    zero = {name: 0.0 for name in LAYERS}
+    count = {name: 0 for name in LAYERS}
+    for i in range(0, len(images), batch_size):
+        f = model.features(to_input(images[i:i + batch_size]))
+        for name in LAYERS:
+            zero[name] += float((f[name] <= 0).sum())
+            count[name] += f[name].numel()
+    return {name: zero[name] / count[name] for name in LAYERS}
+
+
+def steps_to(history: dict, target: float, name: str = "test") -> int | None:
+    """The first evaluated step at which accuracy reaches ``target``; None if it never does."""
+    for step, acc in zip(history["eval_step"], history["eval"][name]):
+        if acc >= target:
+            return int(step)
+    return None

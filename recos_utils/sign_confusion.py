@@ -1,0 +1,519 @@
+"""Why rectification: sign confusion and grey-scale reversal (Chapter 2).
+
+Kuo (2016), the answer to "why a nonlinear activation?", as restated in the book's Chapter 2:
+
+* **Sign confusion** in a two-layer cascade z = b^T Rec(A x): without the rectifier, a
+  positive first-layer response times a negative weight cannot be told from a negative
+  response times a positive weight (``toy_cascade``, ``toy_sweep``).
+* A grey image x and its negative x_r = 255 - x are antipodal after mean removal:
+  x_r - mu_r 1 = -(x - mu 1), correlation -1 (``mean_removed_correlation``).
+* **Grey-scale reversal identity.** On the networks' input scale (x / 255 in [0, 1]) the
+  reversal is x_r = 1 - x, and for every patch
+
+      (-a)^T x_r + (b + sum_n a_n) = a^T x + b,
+
+  so the first layer with anchors a_r = -a and biases b_r = b + sum_n a_n responds to the
+  reversed image exactly as the original layer to the original image. The border padding
+  p is reversed too (p_r = 1 - p): a reversed digit is padded with white
+  (``reversal_identity``, ``negate_first_layer``).
+* **Paired anchors.** Keeping each anchor with its reversed twin, conv1 = [a, -a] with
+  biases [b, b + sum a], makes reversal swap the two members of every pair exactly when the
+  border is padded with mid-grey 0.5, the one value reversal leaves unchanged
+  (``paired_conv1``, ``paired_lenet``, ``build_paired``, ``pair_swap_error``). A conv2
+  filter is reversal-invariant only if it weighs both members of a pair alike
+  (``pair_symmetry``); with b = -sum(a)/2 the pair's sum is |a^T (x - 1/2)|, the ``abs``
+  activation.
+* **Activation ablation.** Max pooling is itself a rectifier, max(a, b) = b + Rec(a - b);
+  with average pooling and no activation LeNet-5 is linear. ``ablation_configs`` lays out
+  the grid, ``check_predictions`` tests RECOS's predictions against the results.
+
+The networks are trained with :mod:`recos_utils.train`; this module holds the helpers the
+chapter's experiments need.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import inspect
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .models import LeNet5
+from .plots import COLORS
+from .results import mean_std
+from .train import TrainConfig, fit, predict, resolve_device, run_jobs, train_data, workers
+
+__all__ = [
+    "toy_cascade", "toy_example", "toy_sweep", "grey_photo", "mean_removed_correlation",
+    "reverse", "reversal_identity", "negate_first_layer", "with_padding", "twin_score",
+    "identity_errors",
+    "paired_conv1", "paired_lenet", "build_paired", "paired_jobs", "train_paired",
+    "pair_swap_error", "pair_symmetry", "accuracy_pair", "accuracy_pairs", "active_fraction",
+    "summarize", "ablation_configs",
+    "ablation_name", "differs", "ablation_figure", "trelu_figure", "check_predictions",
+    "html_table",
+]
+
+
+# --------------------------------------------------------------------------- toy cascade
+
+def toy_cascade(x: torch.Tensor, A: torch.Tensor, b: torch.Tensor,
+                rectify: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two-layer cascade z = b^T R(A x), R = ReLU or (``rectify=False``) the identity.
+
+    ``x`` is ... x N, ``A`` (first-layer anchors as rows) K x N, ``b`` (second-layer
+    weights) K. Returns (first-layer responses y, ... x K; output z, ...).
+    """
+    y = x @ A.T
+    if rectify:
+        y = torch.relu(y)
+    return y, y @ b
+
+
+def toy_example(anchors=((0.6, 0.8), (-0.8, 0.6)), weights=(1.0, -1.0)) -> dict:
+    """The sign-confusion example on the unit circle.
+
+    Two orthogonal unit anchors a_1, a_2 and a second-layer unit with weights ``weights``
+    (+1 on a_1, -1 on a_2: "like a_1, unlike a_2"). The "similar" input is x = a_2
+    (positive response times a negative weight); the "opposite" input is x = -a_1
+    (negative response times a positive weight). Returns anchors, inputs (and their
+    angles in degrees) and, for the ``linear`` and ``relu`` cascades, the first-layer
+    responses y and the outputs z of both inputs.
+    """
+    A = torch.tensor(anchors, dtype=torch.float64)
+    b = torch.tensor(weights, dtype=torch.float64)
+    xs = torch.stack([A[1], -A[0]])
+    deg = lambda v: math.degrees(math.atan2(float(v[1]), float(v[0]))) % 360
+    out = {"anchors": A, "weights": b, "inputs": xs, "input_deg": [deg(v) for v in xs],
+           "anchor_deg": [deg(v) for v in A]}
+    for name, rect in (("linear", False), ("relu", True)):
+        y, z = toy_cascade(xs, A, b, rectify=rect)
+        out[name] = {"y": y, "z": z}
+    return out
+
+
+def toy_sweep(A: torch.Tensor, b: torch.Tensor, n: int = 361) -> dict:
+    """Output z of the linear and the rectified cascade for inputs all around the circle."""
+    deg = torch.linspace(0, 360, n, dtype=torch.float64)
+    x = torch.stack([torch.cos(torch.deg2rad(deg)), torch.sin(torch.deg2rad(deg))], dim=1)
+    return {"deg": deg, "linear": toy_cascade(x, A, b, False)[1],
+            "relu": toy_cascade(x, A, b, True)[1]}
+
+
+# --------------------------------------------------------------------------- grey images
+
+def grey_photo(name: str = "chelsea") -> torch.Tensor:
+    """A photograph from ``skimage.data`` in grey levels, float64 in [0, 1] (H x W).
+
+    The default is Chelsea the cat, standing in for the paper's white/black cat (Fig. 4).
+    """
+    import skimage.data
+    from skimage.color import rgb2gray
+    from skimage.util import img_as_float
+
+    img = img_as_float(getattr(skimage.data, name)())
+    if img.ndim == 3:
+        img = rgb2gray(img[..., :3])
+    return torch.from_numpy(np.ascontiguousarray(img, dtype=np.float64))
+
+
+def mean_removed_correlation(x: torch.Tensor, y: torch.Tensor) -> float:
+    """cos of the angle between x - mean(x) and y - mean(y) (flattened): Pearson's r."""
+    u = x.flatten().double()
+    v = y.flatten().double()
+    u = u - u.mean()
+    v = v - v.mean()
+    return float(u @ v / (u.norm() * v.norm()))
+
+
+def reverse(x: torch.Tensor, white: float = 1.0) -> torch.Tensor:
+    """Grey-scale reversal of float images, x_r = white - x (white = 1 on the input scale)."""
+    return white - x
+
+
+# --------------------------------------------------------------------------- the identity
+
+def reversal_identity(weight: torch.Tensor, bias: torch.Tensor,
+                      white: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Anchors and biases that respond to x_r = white - x as (weight, bias) respond to x.
+
+    a_r = -a, b_r = b + white * sum_n a_n (the sum over each filter's in-channels and taps).
+    """
+    s = weight.reshape(weight.shape[0], -1).sum(dim=1)
+    return -weight, bias + white * s
+
+
+def negate_first_layer(model: LeNet5, white: float = 1.0) -> LeNet5:
+    """A copy of ``model`` whose conv1 obeys the reversal identity, padding reversed too.
+
+    For every input x, ``negate_first_layer(m)(white - x) == m(x)`` up to rounding (the
+    padded border p becomes white - p), and so ``negate_first_layer(m)(x) == m(white - x)``:
+    the negated network is the original network looking at the reversed image.
+    """
+    m = copy.deepcopy(model)
+    w, b = reversal_identity(model.conv1.weight.detach(), model.conv1.bias.detach(), white)
+    with torch.no_grad():
+        m.conv1.weight.copy_(w)
+        m.conv1.bias.copy_(b)
+    m.pad_value = white - model.pad_value
+    return m.eval()
+
+
+def with_padding(model: LeNet5, value: float) -> LeNet5:
+    """A copy of ``model`` that pads its input with ``value`` (1: white) instead."""
+    m = copy.deepcopy(model)
+    m.pad_value = float(value)
+    return m.eval()
+
+
+def twin_score(weight: torch.Tensor) -> float:
+    """How far a layer's anchors come in reversal pairs: mean over anchors a_k of the
+    largest cos(a_k, -a_j), j != k (1: every anchor has an exact negative twin)."""
+    a = F.normalize(weight.detach().reshape(weight.shape[0], -1).double(), dim=1)
+    c = -(a @ a.T)
+    c.fill_diagonal_(-math.inf)
+    return float(c.max(dim=1).values.mean())
+
+
+@torch.no_grad()
+def identity_errors(model: LeNet5, images: torch.Tensor, white: float = 1.0) -> dict:
+    """How exactly the identity holds on ``images`` (float N x 1 x H x W in [0, white]).
+
+    Compares the negated network on reversed images with the original on the originals:
+    largest absolute differences of the conv1 pre-activations, of relu1 and of the logits,
+    with the largest magnitudes for scale, and the fraction of equal predictions.
+    """
+    neg = negate_first_layer(model, white)
+    f = model.features(images)
+    g = neg.features(reverse(images, white))
+    err = {f"{k}_max_abs_err": (f[k] - g[k]).abs().max().item() for k in ("conv1", "relu1", "logits")}
+    err.update(conv1_max_abs=f["conv1"].abs().max().item(),
+               logits_max_abs=f["logits"].abs().max().item(),
+               same_prediction=(f["logits"].argmax(1) == g["logits"].argmax(1)).float().mean().item())
+    return err
+
+
+# --------------------------------------------------------------------------- paired anchors
+
+def paired_conv1(weight: torch.Tensor, bias: torch.Tensor, white: float = 1.0) -> nn.Conv2d:
+    """conv1 with 2K filters: the K anchors a and their reversal twins -a.
+
+    Biases [b, b + white * sum a] (the reversal identity), so that reversal of the input
+    swaps filter k and filter K + k when the border is padded with white / 2.
+    """
+    k = weight.shape[0]
+    w_r, b_r = reversal_identity(weight, bias, white)
+    conv = nn.Conv2d(weight.shape[1], 2 * k, weight.shape[-1])
+    with torch.no_grad():
+        conv.weight.copy_(torch.cat([weight, w_r]))
+        conv.bias.copy_(torch.cat([bias, b_r]))
+    for p in conv.parameters():
+        p.requires_grad_(False)
+    return conv
+
+
+def paired_lenet(conv1_weight: torch.Tensor, conv1_bias: torch.Tensor, seed: int = 0,
+                 activation: str = "relu", pool: str = "max", pad_value: float = 0.5) -> LeNet5:
+    """LeNet-5 whose conv1 is the fixed pair [a, -a] (then ``activation``); the rest fresh.
+
+    conv2 takes the 2K paired maps; everything after conv1 is initialised from ``seed``
+    and trainable. The default padding 0.5 makes reversal swap each pair exactly.
+    """
+    torch.manual_seed(seed)
+    m = LeNet5(activation, pool, pad_value=pad_value)
+    m.conv1 = paired_conv1(conv1_weight, conv1_bias)
+    m.conv2 = nn.Conv2d(m.conv1.out_channels, m.conv2.out_channels, m.conv2.kernel_size)
+    return m
+
+
+def _paired_code() -> str:
+    """Hash of the code that builds a paired entry (it enters the cache key)."""
+    src = "".join(inspect.getsource(f) for f in (reversal_identity, paired_conv1,
+                                                  paired_lenet, build_paired))
+    return hashlib.sha256(src.encode()).hexdigest()[:16]
+
+
+def build_paired(config: dict, conv1_weight: torch.Tensor, conv1_bias: torch.Tensor,
+                 device: str, data_dir) -> dict:
+    """Train one paired-anchor LeNet-5 (a module-level job for ``train.run_jobs``).
+
+    ``config`` holds dataset, train_on, n_train, epochs, batch_size, lr, seed,
+    activation, pool and pad_value; the fixed conv1 comes from the base model.
+    """
+    ds = train_data(config["dataset"], config["train_on"], config["n_train"], data_dir)
+    model = paired_lenet(conv1_weight, conv1_bias, config["seed"], config["activation"],
+                         config["pool"], config["pad_value"])
+    hist = fit(model, ds.images, ds.labels, epochs=config["epochs"],
+               batch_size=config["batch_size"], lr=config["lr"], seed=config["seed"],
+               device=resolve_device(device),
+               desc=f"paired LeNet-5 ({config['train_on']}) seed {config['seed']}")
+    return {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}, "history": hist}
+
+
+def paired_jobs(bases: list[tuple[TrainConfig, LeNet5]], train_on: str, epochs: int,
+                device: str = "cpu", data_dir=None, n_train: int | None = None,
+                pad_value: float = 0.5) -> list[tuple[dict, object, tuple]]:
+    """``run_jobs`` jobs: one paired network per trained base model (its conv1 is reused).
+
+    The cache key holds the full config, the base model's config (which fixes the anchors)
+    and a hash of this module's building code.
+    """
+    jobs = []
+    for cfg, model in bases:
+        config = {"kind": "lenet5_paired", "base": dataclasses.asdict(cfg), "dataset": cfg.dataset,
+                  "train_on": train_on, "n_train": n_train, "epochs": epochs,
+                  "batch_size": cfg.batch_size, "lr": cfg.lr, "seed": cfg.seed,
+                  "activation": cfg.activation, "pool": cfg.pool, "pad_value": pad_value,
+                  "code": _paired_code()}
+        args = (config, model.conv1.weight.detach().cpu().clone(),
+                model.conv1.bias.detach().cpu().clone(), device, data_dir)
+        jobs.append((config, build_paired, args))
+    return jobs
+
+
+def train_paired(jobs: list, device: str = "cpu") -> list[tuple[LeNet5, dict]]:
+    """Train (or load) all paired networks of ``jobs`` in ONE ``run_jobs`` call."""
+    dev = str(resolve_device(device))
+    out = []
+    for (config, _, args), entry in zip(jobs, run_jobs(jobs, device=dev)):
+        m = paired_lenet(args[1], args[2], config["seed"], config["activation"],
+                         config["pool"], config["pad_value"])
+        m.load_state_dict(entry["state_dict"])
+        out.append((m.eval(), entry["history"]))
+    return out
+
+
+@torch.no_grad()
+def pair_swap_error(model: LeNet5, images: torch.Tensor, white: float = 1.0) -> dict:
+    """Reversal swaps the pairs: compare conv1 of reversed images with swapped conv1 of originals.
+
+    Returns the largest absolute difference and the largest response (for scale).
+    """
+    k = model.conv1.out_channels // 2
+    c = model.features(images)["conv1"]
+    cr = model.features(reverse(images, white))["conv1"]
+    swapped = torch.cat([c[:, k:], c[:, :k]], dim=1)
+    return {"max_abs_err": (cr - swapped).abs().max().item(), "max_abs": c.abs().max().item()}
+
+
+def pair_symmetry(model: LeNet5) -> float:
+    """Cosine between conv2's weights on the first members of the pairs and on their twins.
+
+    1 means conv2 weights each anchor and its twin alike: the layer after the pairs is then
+    blind to which member fired, i.e. to reversal (it sees Rec(t) + Rec(t')).
+    """
+    w = model.conv2.weight.detach()
+    k = w.shape[1] // 2
+    u, v = w[:, :k].flatten(), w[:, k:].flatten()
+    return float(u @ v / (u.norm() * v.norm()))
+
+
+# --------------------------------------------------------------------------- evaluation
+
+def accuracy_pair(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+                  device="cpu", batch_size: int = 500) -> tuple[float, float]:
+    """(accuracy on uint8 ``images``, accuracy on their reversals 255 - images).
+
+    Batches of 500 keep the activations in cache (faster than large batches on a CPU).
+    """
+    dev = resolve_device(device) if isinstance(device, str) else device
+    model.to(dev)
+    acc = [(predict(model, x, batch_size) == labels).float().mean().item()
+           for x in (images, 255 - images)]
+    model.to("cpu")
+    return acc[0], acc[1]
+
+
+def _accuracy_job(model, images, labels, batch_size):
+    torch.set_num_threads(1)
+    return accuracy_pair(model, images, labels, "cpu", batch_size)
+
+
+def accuracy_pairs(models: list[nn.Module], images: torch.Tensor, labels: torch.Tensor,
+                   device="cpu", batch_size: int = 250) -> list[tuple[float, float]]:
+    """:func:`accuracy_pair` of every model; on the CPU in parallel worker processes.
+
+    One thread per model, as in training (``train.workers()`` processes): faster than one
+    process with several threads for these small networks, and deterministic.
+    """
+    dev = resolve_device(device) if isinstance(device, str) else device
+    if dev.type != "cpu" or len(models) < 2 or workers() < 2:
+        return [accuracy_pair(m, images, labels, dev, batch_size) for m in models]
+    from joblib import Parallel, delayed
+
+    run = Parallel(n_jobs=min(workers(), len(models)), backend="loky")
+    return run(delayed(_accuracy_job)(m.cpu(), images, labels, batch_size) for m in models)
+
+
+@torch.no_grad()
+def active_fraction(model: LeNet5, images: torch.Tensor) -> list[float]:
+    """Fraction of units with a nonzero output after each of the four activations."""
+    f = model.eval().features(images)
+    return [(f[f"relu{i}"] != 0).float().mean().item() for i in range(1, 5)]
+
+
+def summarize(pairs: list[tuple[float, float]]) -> dict:
+    """Mean and sample std over seeds of (acc_original, acc_reversed) pairs."""
+    o = mean_std([p[0] for p in pairs])
+    r = mean_std([p[1] for p in pairs])
+    return {"acc_original": o["mean"], "acc_reversed": r["mean"], "std_original": o["std"],
+            "std_reversed": r["std"], "n": o["n"]}
+
+
+def differs(a: dict, b: dict, key: str = "acc_original", k: float = 2.0) -> int:
+    """+1 if a[key] > b[key] by more than k standard errors of the difference, -1 if
+    less, 0 if within the noise (with one seed, any difference counts)."""
+    sk = "std_" + key.split("_", 1)[1]
+    se = math.sqrt(a[sk] ** 2 / a["n"] + b[sk] ** 2 / b["n"])
+    d = a[key] - b[key]
+    if abs(d) <= k * se:
+        return 0
+    return 1 if d > 0 else -1
+
+
+# --------------------------------------------------------------------------- the ablation
+
+def ablation_name(activation: str, z: float | None = None) -> str:
+    """Result key of an activation: its name, or ``trelu_<z>`` for the threshold ReLU."""
+    return f"trelu_{z:.1f}" if activation == "trelu" else activation
+
+
+def ablation_configs(activations, trelu_z, pools, seeds, *, dataset: str, epochs: int,
+                     n_train: int | None, batch_size: int = 128) -> list[tuple[str, str, TrainConfig]]:
+    """(pool, result name, config) for every activation x pool x seed of the ablation."""
+    out = []
+    for pool in pools:
+        for act in activations:
+            zs = trelu_z if act == "trelu" else [None]
+            for z in zs:
+                for seed in seeds:
+                    cfg = TrainConfig(dataset=dataset, activation=act, pool=pool, seed=seed,
+                                      epochs=epochs, n_train=n_train, batch_size=batch_size,
+                                      **({"trelu_z": float(z)} if z is not None else {}))
+                    out.append((pool, ablation_name(act, z), cfg))
+    return out
+
+
+def ablation_figure(tables: dict[str, dict], order: list[str], title: str):
+    """Grouped bars: accuracy on original and reversed test sets per activation, one panel
+    per pooling (``tables``: pool -> name -> summary)."""
+    fig, axes = plt.subplots(1, len(tables), figsize=(5.2 * len(tables), 3.4), squeeze=False,
+                             sharey=True)
+    for ax, (pool, tab) in zip(axes[0], tables.items()):
+        names = [n for n in order if n in tab]
+        x = np.arange(len(names))
+        for j, (key, label) in enumerate((("original", "original test set"),
+                                          ("reversed", "reversed test set"))):
+            ax.bar(x + (j - 0.5) * 0.38, [tab[n]["acc_" + key] for n in names], 0.38,
+                   yerr=[tab[n]["std_" + key] for n in names], color=COLORS[j], label=label,
+                   capsize=2)
+        ax.set_xticks(x, [n.replace("_", " ") for n in names], rotation=45, ha="right",
+                      fontsize=8)
+        ax.set_ylim(0, 1.18)
+        ax.set_yticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
+        ax.axhline(0.1, color="0.4", lw=0.8, ls=":")
+        ax.set_title(f"{pool} pooling")
+        ax.legend(fontsize=8, loc="upper center", ncol=2)
+    axes[0][0].set_ylabel("accuracy")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def trelu_figure(tables: dict[str, dict], title: str):
+    """Accuracy on the original test set against the TReLU threshold z (z = 0 is ReLU),
+    one line per pooling, for the thresholds present in each table."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.2))
+    for j, (pool, tab) in enumerate(tables.items()):
+        zz = [0.0] + sorted(float(n.split("_")[1]) for n in tab if n.startswith("trelu_"))
+        names = ["relu"] + [ablation_name("trelu", z) for z in zz[1:]]
+        ax.errorbar(zz, [tab[n]["acc_original"] for n in names],
+                    yerr=[tab[n]["std_original"] for n in names], marker="o", capsize=2,
+                    color=COLORS[j], label=f"{pool} pooling")
+    ax.set_xlabel("threshold z of TReLU (z = 0: ReLU)")
+    ax.set_ylabel("accuracy, original test set")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=10)
+    return fig
+
+
+def _pct(s: dict, key: str = "original") -> str:
+    return f"{100 * s['acc_' + key]:.1f}%"
+
+
+def check_predictions(tab_max: dict, tab_avg: dict, trelu_z, untrained: float = 0.2) -> list[dict]:
+    """RECOS's predictions for the activation ablation, checked against the results.
+
+    ``tab_max`` / ``tab_avg``: result name -> summary (see :func:`summarize`) for max and
+    average pooling. A comparison counts only beyond 2 standard errors (:func:`differs`).
+    Networks that did not train (original accuracy at most ``untrained``) are left out of
+    the comparisons; a prediction about them alone is reported as not tested (held None).
+    Returns rows {activation, prediction, observed, held (True, False or None)}.
+    """
+    relu, rows = tab_max["relu"], []
+    ok = lambda n: tab_max[n]["acc_original"] > untrained
+    rect = ["relu", "leaky_relu"] + [ablation_name("trelu", z) for z in trelu_z]
+    rect = [n for n in rect if n in tab_max and ok(n)]
+    worst = max(tab_max[n]["acc_reversed"] for n in rect)
+    rows.append({"activation": "rectifiers that trained (ReLU, leaky ReLU, TReLU), max pool",
+                 "prediction": "learn the originals; fail on reversed images (below 50%)",
+                 "observed": f"originals {min(tab_max[n]['acc_original'] for n in rect):.1%} or "
+                             f"more; reversed at most {worst:.1%}",
+                 "held": worst < 0.5})
+    lin, ravg = tab_avg["identity"], tab_avg["relu"]
+    rows.append({"activation": "identity, average pool (a linear network)",
+                 "prediction": "below ReLU on the originals (sign confusion unchecked)",
+                 "observed": f"{_pct(lin)} vs ReLU {_pct(ravg)}",
+                 "held": differs(lin, ravg) < 0})
+    rows.append({"activation": "identity, average pool (a linear network)",
+                 "prediction": "reversed logits = constant - original logits: below chance (10%)",
+                 "observed": f"reversed {_pct(lin, 'reversed')}",
+                 "held": lin["acc_reversed"] < 0.1})
+    idm = tab_max["identity"]
+    rows.append({"activation": "identity, max pool",
+                 "prediction": "max pooling rectifies: above the linear network",
+                 "observed": f"{_pct(idm)} vs linear {_pct(lin)} (ReLU {_pct(relu)})",
+                 "held": differs(idm, lin) > 0})
+    for n in ("tanh", "sigmoid"):
+        if n in tab_max:
+            rows.append({"activation": f"{n}, max pool",
+                         "prediction": "negative correlations pass: below ReLU on the originals",
+                         "observed": f"{_pct(tab_max[n])} vs ReLU {_pct(relu)}",
+                         "held": differs(tab_max[n], relu) < 0})
+    ab = tab_max["abs"]
+    rows.append({"activation": "abs, max pool",
+                 "prediction": "merges similar and opposite: below ReLU on the originals",
+                 "observed": f"{_pct(ab)} vs ReLU {_pct(relu)}",
+                 "held": differs(ab, relu) < 0})
+    rows.append({"activation": "abs, max pool",
+                 "prediction": "blind to polarity: above ReLU on reversed images",
+                 "observed": f"reversed {_pct(ab, 'reversed')} vs ReLU {_pct(relu, 'reversed')}",
+                 "held": differs(ab, relu, "acc_reversed") > 0})
+    sweep = [("relu", 0.0)] + [(ablation_name("trelu", z), z) for z in trelu_z]
+    best, zb = max(sweep, key=lambda t: tab_max[t[0]]["acc_original"])
+    row = {"activation": "TReLU sweep, max pool",
+           "prediction": "accuracy peaks near z = 0.5, above ReLU (2017 note)",
+           "observed": f"best z = {zb:.1f} ({_pct(tab_max[best])}; ReLU {_pct(relu)})",
+           "held": 0.3 <= zb <= 0.7 and differs(tab_max[best], relu) > 0}
+    if not any(ok(n) for n, _ in sweep[1:]):
+        row.update(observed=f"no TReLU network trained (at most "
+                            f"{max(tab_max[n]['acc_original'] for n, _ in sweep[1:]):.1%})",
+                   held=None)
+    rows.append(row)
+    return rows
+
+
+def html_table(header: list[str], rows: list[list]) -> str:
+    """An HTML table (for ``IPython.display.HTML``; the book renders HTML outputs as they are)."""
+    from html import escape
+
+    head = "".join(f"<th>{escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
+    return f'<table class="table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
