@@ -8,7 +8,15 @@ import torch.nn.functional as F
 
 from recos_utils import recos
 
-torch.set_default_dtype(torch.float64)
+
+
+@pytest.fixture(autouse=True)
+def _float64():
+    """These checks run in double precision; the default is restored for other modules."""
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(before)
 
 
 @pytest.mark.parametrize("cin,cout,k,pad,stride,h", [(1, 6, 5, 0, 1, 32), (6, 16, 5, 0, 1, 14),
