@@ -3,11 +3,16 @@
 Trains LeNet-5 on full MNIST three ways in one run and prints one JSON object:
 
 * ``naive``: torchvision's MNIST dataset with ``ToTensor``, a shuffling DataLoader with batch
-  64, the usual loop (one epoch, all CPU threads);
+  64, the usual loop, and LeNet-5 in the textbook order conv -> ReLU -> pool (one epoch, all
+  CPU threads);
 * ``fast``: ``recos_utils.train.fit`` on uint8 tensors held in memory (no per-sample work),
-  the book's batch size, all CPU threads (``threads=None``), ``--epochs`` epochs;
-* ``fast_pool``: as the book trains: ``train_lenets`` on two seeds at once, one thread per
-  model in worker processes; seconds per model-epoch.
+  the book's batch size and LeNet-5 (which max-pools before the ReLU), fused Adam, all CPU
+  threads (``threads=None``), ``--epochs`` epochs; its test accuracy is reported;
+* ``fast_textbook``: the same trainer on the textbook-order network (one epoch), to show
+  how much of the speed-up is the trainer and how much the pooling order;
+* ``fast_pool``: as the book trains several models: ``train_lenets`` on two seeds at once,
+  one thread per model in worker processes, two epochs each; wall seconds per model-epoch
+  (process start and data loading included).
 
 ``speedup`` = naive / fast seconds per epoch. ``--record`` writes benchmarks/train_speed.json.
 Usage: RECOS_DATA_DIR=<root> python benchmarks/train_speed.py [--epochs N] [--record]
@@ -35,6 +40,7 @@ def naive_epoch(root: str, batch_size: int = 64, max_steps: int | None = None) -
     dl = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=True)
     torch.manual_seed(0)
     model = LeNet5()
+    model.pool_first = False      # the textbook order conv -> ReLU -> pool
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     t0, steps = time.perf_counter(), 0
     for x, y in dl:
@@ -47,6 +53,32 @@ def naive_epoch(root: str, batch_size: int = 64, max_steps: int | None = None) -
             break
     dt = time.perf_counter() - t0
     return dt * len(dl) / steps
+
+
+def train_flops_per_example(model: torch.nn.Module, batch_size: int = 128) -> float:
+    """FLOPs of one training step's forward + backward per example (torch's FLOP counter)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x, y = torch.rand(batch_size, 1, 28, 28), torch.randint(0, 10, (batch_size,))
+    with FlopCounterMode(display=False) as counter:
+        F.cross_entropy(model(x), y).backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops() / batch_size
+
+
+def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
+    """Best rate of an n x n float32 matrix product on all threads: the machine's roof."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(3):
+        a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    return 2 * n ** 3 / best / 1e9
+
+
+def _timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
 
 
 def main() -> None:
@@ -71,13 +103,26 @@ def main() -> None:
     fast = hist["seconds"] / cfg.epochs
     acc = evaluate(model, test.images, test.labels)
 
+    textbook = cfg.model()
+    textbook.pool_first = False
+    hist_tb = fit(textbook, train.images, train.labels, epochs=1, batch_size=cfg.batch_size,
+                  lr=cfg.lr, seed=cfg.seed, threads=None, desc="fast, textbook order")
+
     t0 = time.perf_counter()
-    pool = train_lenets([TrainConfig(epochs=1, seed=s) for s in (0, 1)], use_cache=False)
-    pool_s = (time.perf_counter() - t0) / 2
+    pool = train_lenets([TrainConfig(epochs=2, seed=s) for s in (0, 1)], use_cache=False)
+    pool_s = (time.perf_counter() - t0) / 4
+    flops = train_flops_per_example(cfg.model()) * len(train.labels)
+    roof = matmul_gflops()
     out = {
+        "train_gflop_per_epoch": round(flops / 1e9, 2),
+        "fast_gflops": round(flops / fast / 1e9, 2),
+        "matmul_gflops": round(roof, 1),
+        "fast_fraction_of_matmul": round(flops / fast / 1e9 / roof, 3),
         "fast_s_per_epoch": round(fast, 3),
         "naive_s_per_epoch": round(naive, 3),
         "speedup": round(naive / fast, 2),
+        "fast_textbook_s_per_epoch": round(hist_tb["seconds"], 3),
+        "speedup_trainer_only": round(naive / hist_tb["seconds"], 2),
         "fast_pool_s_per_model_epoch": round(pool_s, 3),
         "speedup_pool": round(naive / pool_s, 2),
         "test_acc": round(acc, 4),

@@ -16,10 +16,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["ACTIVATIONS", "TReLU", "Abs", "make_activation", "LeNet5"]
+__all__ = ["ACTIVATIONS", "MONOTONE", "TReLU", "Abs", "make_activation", "LeNet5"]
 
 #: Activation names accepted everywhere in the book.
 ACTIVATIONS = ("relu", "identity", "leaky_relu", "tanh", "sigmoid", "abs", "trelu")
+#: The non-decreasing ones: for these, max pooling commutes with the activation.
+MONOTONE = ("relu", "identity", "leaky_relu", "tanh", "sigmoid", "trelu")
 POOLS = ("max", "avg")
 
 
@@ -84,6 +86,11 @@ class LeNet5(nn.Module):
         self.act1, self.act2, self.act3, self.act4 = (make_activation(activation, trelu_z)
                                                       for _ in range(4))
         self.pool1, self.pool2 = _pool(pool), _pool(pool)
+        # max(f(a), f(b)) == f(max(a, b)) for a non-decreasing f, so ``forward`` may pool
+        # first and apply the activation to a quarter of the values: the same function,
+        # about 15% faster to train on the CPU (benchmarks/RESULTS.md). ``features`` keeps
+        # the textbook order, conv -> activation -> pool, for the chapters' analyses.
+        self.pool_first = pool == "max" and activation in MONOTONE
 
     def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Every stage's output, by name (conv1, relu1, pool1, conv2, relu2, pool2, ...)."""
@@ -104,8 +111,12 @@ class LeNet5(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.pad(x, (2, 2, 2, 2), value=self.pad_value)
-        x = self.pool1(self.act1(self.conv1(x)))
-        x = self.pool2(self.act2(self.conv2(x)))
+        if self.pool_first:
+            x = self.act1(self.pool1(self.conv1(x)))
+            x = self.act2(self.pool2(self.conv2(x)))
+        else:
+            x = self.pool1(self.act1(self.conv1(x)))
+            x = self.pool2(self.act2(self.conv2(x)))
         x = self.act3(self.fc1(x.flatten(1)))
         x = self.act4(self.fc2(x))
         return self.fc3(x)

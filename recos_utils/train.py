@@ -128,7 +128,7 @@ def fit(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, epochs:
     total = epochs * steps_per_epoch
     trainable = params if params is not None else [p for p in model.parameters()
                                                     if p.requires_grad]
-    opt = torch.optim.Adam(trainable, lr=lr, weight_decay=weight_decay)
+    opt = torch.optim.Adam(trainable, lr=lr, weight_decay=weight_decay, fused=True)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 - s / max(total, 1))
     eval_every = eval_every or steps_per_epoch
     hist = {"step": [], "loss": [], "eval_step": [], "eval": {k: [] for k in eval_sets or {}}}
@@ -184,7 +184,7 @@ class TrainConfig:
     activation: str = "relu"
     pool: str = "max"
     trelu_z: float = 0.5
-    epochs: int = 8
+    epochs: int = 6
     batch_size: int = 128
     lr: float = 2e-3
     weight_decay: float = 0.0

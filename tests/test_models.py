@@ -31,6 +31,24 @@ def test_every_activation_and_pool_runs_and_backpropagates(name, pool):
     assert m.conv1.weight.grad is not None
 
 
+@pytest.mark.parametrize("name", ACTIVATIONS)
+@pytest.mark.parametrize("pool", ["max", "avg"])
+def test_fast_forward_is_the_textbook_network(name, pool):
+    """forward() pools before a non-decreasing activation; values and gradients must equal
+    the textbook order conv -> activation -> pool that features() computes."""
+    torch.manual_seed(1)
+    m = LeNet5(name, pool)
+    x = torch.rand(16, 1, 28, 28) * 4 - 1          # wide range: saturates tanh/sigmoid
+    assert m.pool_first == (pool == "max" and name != "abs")
+    fast = m(x)
+    g_fast = torch.autograd.grad(fast.square().sum(), list(m.parameters()))
+    slow = m.features(x)["logits"]
+    g_slow = torch.autograd.grad(slow.square().sum(), list(m.parameters()))
+    torch.testing.assert_close(fast, slow, rtol=1e-6, atol=1e-6)
+    for a, b in zip(g_fast, g_slow):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
 def test_activation_definitions():
     x = torch.linspace(-2, 2, 41)
     torch.testing.assert_close(make_activation("relu")(x), F.relu(x))
