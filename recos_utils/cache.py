@@ -21,6 +21,7 @@ import io
 import json
 import os
 import tempfile
+import time
 import warnings
 from pathlib import Path
 from typing import Any, Callable
@@ -82,6 +83,21 @@ def save_entry(path: Path, payload: dict[str, Any]) -> None:
         except FileNotFoundError:
             pass
         raise
+    sweep_stale(path)
+
+
+def sweep_stale(path: Path, max_age_s: float = 3600.0) -> list[Path]:
+    """Delete ``<entry>.*.tmp`` files older than ``max_age_s``: leftovers of a writer killed
+    mid-save (never loaded, only disk). Younger ones may belong to a writer still at work."""
+    gone, now = [], time.time()
+    for tmp in path.parent.glob(path.name + ".*.tmp"):
+        try:
+            if now - tmp.stat().st_mtime > max_age_s:
+                tmp.unlink()
+                gone.append(tmp)
+        except FileNotFoundError:
+            pass
+    return gone
 
 
 def load_entry(path: Path) -> dict[str, Any] | None:

@@ -41,6 +41,7 @@ from . import recos
 from .backgrounds import on_backgrounds
 from .data import load_dataset
 from .models import LeNet5
+from .plots import html_table  # noqa: F401 (re-exported for Chapter 4)
 from .train import fit, resolve_device, run_jobs
 
 __all__ = ["OneLayerNet", "Normalised", "NetConfig", "build_model", "build_entry",
@@ -386,15 +387,6 @@ def compare(ratio: float, spread: float = 0.0, tol: float = 0.05) -> str:
         return "lower"
     return "about the same"
 
-
-def html_table(header: list[str], rows: list[list]) -> str:
-    """A small HTML table (the book renders notebook Markdown as CommonMark, without tables)."""
-    from html import escape
-
-    head = "".join(f"<th>{escape(str(h))}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in r) + "</tr>"
-                   for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def almost_same_verdict(rows: dict[str, dict[str, float]], threshold_pp: float) -> dict:

@@ -131,10 +131,11 @@ def _notebook_params(path: Path) -> dict:
             except SyntaxError:
                 break
             for node in tree.body:
-                if isinstance(node, ast.Assign) and len(node.targets) == 1 \
-                        and isinstance(node.targets[0], ast.Name):
+                target = node.targets[0] if isinstance(node, ast.Assign) and \
+                    len(node.targets) == 1 else getattr(node, "target", None)
+                if isinstance(target, ast.Name) and node.value is not None:
                     try:
-                        params[node.targets[0].id] = ast.literal_eval(node.value)
+                        params[target.id] = ast.literal_eval(node.value)
                     except ValueError:
                         pass
             break
@@ -329,6 +330,27 @@ def _ablation_table(r: dict) -> dict:
     return first if isinstance(first, dict) else {}
 
 
+def trelu_untrained(results: dict, sweep: list[tuple[float, dict]],
+                    chance: float = 0.2) -> str | None:
+    """Why the TReLU sweep tests nothing, or None when it does.
+
+    Chapter 2 records its verdict on each prediction (``predictions_held``; None = not
+    tested, e.g. when no TReLU network left chance level). Without that record, a sweep in
+    which every threshold z > 0 stayed at or below ``chance`` accuracy tests nothing either.
+    """
+    held = results.get("predictions_held") if isinstance(results, dict) else None
+    verdicts = [v for k, v in (held or {}).items() if str(k).lower().startswith("trelu")]
+    tried = [(z, v["acc_original"]) for z, v in sweep if z > 0]
+    dead = bool(tried) and all(_num(a) is not None and _num(a) <= chance for _, a in tried)
+    if not (verdicts and verdicts[0] is None) and not dead:
+        return None
+    if not tried:
+        return "no TReLU network in the results"
+    best = max(_num(a) for _, a in tried)
+    return (f"no TReLU network trained: all {len(tried)} thresholds from {tried[0][0]:g} to "
+            f"{tried[-1][0]:g} stayed at chance (at most {100 * best:.2f}{NBSP}%)")
+
+
 def trelu_sweep(ablation: dict) -> list[tuple[float, dict]]:
     """``(z, stats)`` of the threshold-ReLU entries, with ReLU as z = 0, sorted by z."""
     out = []
@@ -451,9 +473,14 @@ def claims(ch: dict[str, Chapter]) -> list[Claim]:
             f"[{TRELU_NEAR[0]}, {TRELU_NEAR[1]}]")
     sweep = trelu_sweep(_ablation_table(r2))
     sweep = [(z, v) for z, v in sweep if _num(v.get("acc_original")) is not None]
+    untrained = trelu_untrained(r2, sweep)
     if not c2.ok or len(sweep) < 2:
         rows.append(Claim(text, NOTE_2017, "none",
                           *_missing(c2), rule, c2))
+    elif untrained:
+        rows.append(Claim(text, NOTE_2017, "none", untrained,
+                          _label(c2, "not tested: no network with a threshold trained"),
+                          rule, c2))
     else:
         z_best, v_best = max(sweep, key=lambda t: t[1]["acc_original"])
         s_best = stat(v_best["acc_original"], v_best.get("std_original"), n2)

@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-__all__ = ["use_style", "COLORS", "image_grid", "unit_circle"]
+__all__ = ["use_style", "COLORS", "image_grid", "unit_circle", "html_table"]
 
 #: Colour-blind-safe palette (Okabe-Ito) used across chapters.
 COLORS = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442",
@@ -84,3 +84,17 @@ def unit_circle(x, anchors, labels=None, ax=None):
     ax.set_ylim(-1.75, 1.75)
     ax.set_axis_off()
     return ax.figure
+
+
+def html_table(header: list, rows: list[list]) -> str:
+    """A small HTML table of a chapter's results (Chapters 2 and 4), cells escaped.
+
+    For ``IPython.display.HTML``: the table is built from the numbers the cell computed, so
+    it is rendered as an output rather than typed as Markdown.
+    """
+    from html import escape
+
+    head = "".join(f"<th>{escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in r) + "</tr>"
+                   for r in rows)
+    return f'<table class="table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'

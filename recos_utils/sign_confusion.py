@@ -45,7 +45,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .models import LeNet5
-from .plots import COLORS
+from .plots import COLORS, html_table  # noqa: F401 (re-exported for Chapter 2)
 from .results import mean_std
 from .train import TrainConfig, fit, predict, resolve_device, run_jobs, train_data, workers
 
@@ -509,11 +509,3 @@ def check_predictions(tab_max: dict, tab_avg: dict, trelu_z, untrained: float = 
     rows.append(row)
     return rows
 
-
-def html_table(header: list[str], rows: list[list]) -> str:
-    """An HTML table (for ``IPython.display.HTML``; the book renders HTML outputs as they are)."""
-    from html import escape
-
-    head = "".join(f"<th>{escape(str(h))}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
-    return f'<table class="table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'

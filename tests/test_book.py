@@ -34,26 +34,36 @@ def test_chapter_source_is_clean_and_parameters_are_documented_literals(path):
     tree = ast.parse(cell.source)
     names = set()
     lines = cell.source.splitlines()
+    values = {}
     for stmt in tree.body:
-        assert isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
-        ast.literal_eval(stmt.value)  # literals only
-        name = stmt.targets[0].id
+        # NAME: type = literal  # comment   (the type is what papermill --help-notebook shows)
+        assert isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name), \
+            ast.unparse(stmt)
+        value = ast.literal_eval(stmt.value)  # literals only
+        name = stmt.target.id
+        kind = ast.literal_eval(stmt.annotation) if isinstance(stmt.annotation, ast.Constant) \
+            else stmt.annotation.id
+        expected = "Optional[str]" if value is None else type(value).__name__
+        assert kind == expected, f"{name}: annotated {kind}, value {value!r}"
         assert name.isupper(), name
         assert "#" in lines[stmt.lineno - 1], f"parameter {name} needs a comment"
         names.add(name)
+        values[name] = value
     assert REQUIRED <= names
-    assert ast.literal_eval(next(s.value for s in tree.body if s.targets[0].id == "QUICK")) is False
+    assert values["QUICK"] is False
 
 
-@pytest.mark.parametrize("path", CHAPTERS[:1], ids=lambda p: p.stem)
-def test_papermill_help_lists_every_parameter_with_its_comment(path):
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_papermill_help_lists_every_parameter_with_its_type_and_comment(path):
     out = subprocess.run([sys.executable, "-m", "papermill", "--help-notebook", str(path)],
                          capture_output=True, text=True, check=True).stdout
     cell = parameters_cell(nbformat.read(path, as_version=4))
+    assert "Unknown type" not in out
     for line in cell.source.splitlines():
         if "=" in line and not line.startswith("#"):
-            name, comment = line.split("=")[0].strip(), line.split("#", 1)[1].strip()
-            assert name in out and comment[:30] in out
+            decl, comment = line.split("=", 1)[0], line.split("#", 1)[1].strip()
+            name, kind = (part.strip().strip('"') for part in decl.split(":"))
+            assert f"{name}: {kind} (default" in out and comment[:30] in out
 
 
 def test_every_chapter_executes_and_the_book_builds(quick_book):

@@ -98,6 +98,20 @@ def test_failure_while_saving_leaves_nothing(cdir, monkeypatch):
     assert not cdir.exists() or list(cdir.iterdir()) == []
 
 
+def test_leftovers_of_a_killed_writer_are_swept_but_a_live_writers_file_is_not(cdir):
+    path = cdir / f"{cache.config_key({'x': 5})}.pt"
+    cdir.mkdir(parents=True)
+    old, live = path.with_name(path.name + ".abc.tmp"), path.with_name(path.name + ".def.tmp")
+    other = cdir / "0123.pt.ghi.tmp"          # another entry's leftover is not ours to judge
+    for f in (old, live, other):
+        f.write_bytes(b"half-written")
+    two_hours_ago = os.path.getmtime(old) - 7200
+    os.utime(old, (two_hours_ago, two_hours_ago))
+    os.utime(other, (two_hours_ago, two_hours_ago))
+    cache.cached({"x": 5}, payload)
+    assert path.exists() and not old.exists() and live.exists() and other.exists()
+
+
 def test_failure_while_training_leaves_nothing(cdir):
     def build():
         raise RuntimeError("out of memory")

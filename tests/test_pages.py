@@ -220,6 +220,27 @@ def test_qualitative_claims_follow_the_numbers(tmp_path):
                     "ImageNet weights)") and "(weights: fallback:MiniAlexNet/fashion-mnist)" in a[3]
 
 
+def test_trelu_row_says_not_tested_when_no_threshold_network_trained(tmp_path):
+    """Networks stuck at chance test nothing: the row must not say "does not hold"."""
+    dead = copy.deepcopy(synthetic())
+    for z in ("0.1", "0.3", "0.5", "0.7", "0.9"):
+        dead["02_sign_confusion"]["ablation"][f"trelu_{z}"] = acc(0.1135, 0.1135)
+    row = claim_row(page_text(tmp_path / "a", dead), "Threshold ReLU")
+    assert row[4] == "not tested: no network with a threshold trained"
+    assert "all 5 thresholds from 0.1 to 0.9 stayed at chance (at most 11.35 %)" in row[3]
+
+    # Chapter 2's own verdict (None = not tested) wins even if a number looks trained
+    said = copy.deepcopy(synthetic())
+    said["02_sign_confusion"]["predictions_held"] = {
+        "abs, max pool: blind to polarity": True,
+        "TReLU sweep, max pool: accuracy peaks near z = 0.5, above ReLU (2017 note)": None}
+    assert claim_row(page_text(tmp_path / "b", said), "Threshold ReLU")[4].startswith("not tested")
+    said["02_sign_confusion"]["predictions_held"]["TReLU sweep, max pool: accuracy peaks near "
+                                                  "z = 0.5, above ReLU (2017 note)"] = True
+    assert claim_row(page_text(tmp_path / "c", said), "Threshold ReLU")[4] == \
+        "no paper number; holds here"
+
+
 def test_chapters_not_run_say_so_and_missing_keys_do_not_break_the_page(tmp_path):
     res = synthetic()
     md = page_text(tmp_path / "a", res, ran=["01_recos_model", "03_anchor_vectors"])
