@@ -88,7 +88,7 @@ class LeNet5(nn.Module):
         self.pool1, self.pool2 = _pool(pool), _pool(pool)
         # max(f(a), f(b)) == f(max(a, b)) for a non-decreasing f, so ``forward`` may pool
         # first and apply the activation to a quarter of the values: the same function,
-        # about 15% faster to train on the CPU (benchmarks/RESULTS.md). ``features`` keeps
+        # about 10% faster to train on the CPU (benchmarks/RESULTS.md). ``features`` keeps
         # the textbook order, conv -> activation -> pool, for the chapters' analyses.
         self.pool_first = pool == "max" and activation in MONOTONE
 
