@@ -82,7 +82,9 @@ def test_success_builds_html_and_hides_injected_parameters(tmp_path):
 
 
 def test_ctrl_c_stops_cleanly_and_says_what_finished(tmp_path):
-    root = make_project(tmp_path, {"01_fast": "x = 1", "02_slow": "import time; time.sleep(120)"})
+    started = tmp_path / "slow_cell_started"
+    root = make_project(tmp_path, {"01_fast": "x = 1", "02_slow": (
+        f"import time; open({str(started)!r}, 'w').close(); time.sleep(120)")})
     proc = subprocess.Popen([sys.executable, "-m", "recos_utils.cli", "run", "--mode", "quick",
                              "--device", "cpu", "--out", str(root / "_out"), "--no-build"],
                             cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -93,9 +95,13 @@ def test_ctrl_c_stops_cleanly_and_says_what_finished(tmp_path):
         seen += line
         if "executing 02_slow" in line:
             break
-    time.sleep(3)
+    # interrupt while the slow cell runs, not while its kernel is still starting (a loaded
+    # machine can take seconds to start one)
+    while time.time() < deadline and not started.exists():
+        time.sleep(0.2)
+    time.sleep(1)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    out, err = proc.communicate(timeout=90)
     assert proc.returncode == 130, (seen + out, err)
     assert "interrupted" in err and "Finished: 01_fast" in err and "not finished: 02_slow" in err
 
