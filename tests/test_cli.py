@@ -87,7 +87,10 @@ def test_ctrl_c_stops_cleanly_and_says_what_finished(tmp_path):
         f"import time; open({str(started)!r}, 'w').close(); time.sleep(120)")})
     proc = subprocess.Popen([sys.executable, "-m", "recos_utils.cli", "run", "--mode", "quick",
                              "--device", "cpu", "--out", str(root / "_out"), "--no-build"],
-                            cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # a shell's background job (e.g. CI started with `&`) ignores SIGINT
+                            # and children inherit that; restore it as a terminal user has it
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     seen = ""
     while time.time() < deadline:
