@@ -55,33 +55,8 @@ def naive_epoch(root: str, batch_size: int = 64, max_steps: int | None = None) -
     return dt * len(dl) / steps
 
 
-def train_flops_per_example(model: torch.nn.Module, batch_size: int = 128) -> float:
-    """FLOPs of one training step's forward + backward per example (torch's FLOP counter)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    x, y = torch.rand(batch_size, 1, 28, 28), torch.randint(0, 10, (batch_size,))
-    with FlopCounterMode(display=False) as counter:
-        F.cross_entropy(model(x), y).backward()
-    model.zero_grad(set_to_none=True)
-    return counter.get_total_flops() / batch_size
-
-
-def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
-    """Best rate of an n x n float32 matrix product on all threads: the machine's roof."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    for _ in range(3):
-        a @ b
-    best = min(_timed(lambda: a @ b) for _ in range(repeats))
-    return 2 * n ** 3 / best / 1e9
-
-
-def _timed(fn) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
-
-
 def main() -> None:
+    from book_time import lenet5_flops_per_sample, matmul_gflops  # the same FLOP accounting
     from recos_utils.data import data_roots, load_dataset
     from recos_utils.models import LeNet5
     from recos_utils.train import TrainConfig, evaluate, fit, train_lenets
@@ -111,8 +86,8 @@ def main() -> None:
     t0 = time.perf_counter()
     pool = train_lenets([TrainConfig(epochs=2, seed=s) for s in (0, 1)], use_cache=False)
     pool_s = (time.perf_counter() - t0) / 4
-    flops = train_flops_per_example(cfg.model()) * len(train.labels)
-    roof = matmul_gflops()
+    flops = lenet5_flops_per_sample()["flop_counter_train_step"] * len(train.labels)
+    roof = matmul_gflops(torch.get_num_threads(), repeats=10)
     out = {
         "train_gflop_per_epoch": round(flops / 1e9, 2),
         "fast_gflops": round(flops / fast / 1e9, 2),

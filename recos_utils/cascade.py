@@ -388,7 +388,6 @@ def compare(ratio: float, spread: float = 0.0, tol: float = 0.05) -> str:
     return "about the same"
 
 
-
 def almost_same_verdict(rows: dict[str, dict[str, float]], threshold_pp: float) -> dict:
     """Does retraining on backgrounds give "almost the same" accuracy as clean digits?
 

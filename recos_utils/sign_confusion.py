@@ -508,4 +508,3 @@ def check_predictions(tab_max: dict, tab_avg: dict, trelu_z, untrained: float = 
                    held=None)
     rows.append(row)
     return rows
-
