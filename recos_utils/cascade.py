@@ -199,22 +199,20 @@ def train_nets(configs: list[NetConfig], *, device: str = "cpu", data_dir=None,
     """
     dev = str(resolve_device(device))
     code = _code_hash()
-    # Longest jobs first, so that the worker processes finish at about the same time.
-    order = sorted(range(len(configs)), key=lambda i: -_cost(configs[i]))
-    jobs = [(dict(dataclasses.asdict(configs[i]), kind="ch4-cascade", code=code), build_entry,
-             (configs[i], dev, data_dir)) for i in order]
-    entries = dict(zip(order, run_jobs(jobs, device=dev, use_cache=use_cache)))
+    jobs = [(dict(dataclasses.asdict(c), kind="ch4-cascade", code=code), build_entry,
+             (c, dev, data_dir)) for c in configs]
     models = []
-    for i, c in enumerate(configs):
+    for c, entry in zip(configs, run_jobs(jobs, device=dev, use_cache=use_cache, cost=_cost)):
         m = build_model(c)
-        m.load_state_dict(entries[i]["state_dict"])
+        m.load_state_dict(entry["state_dict"])
         models.append(m.eval())
     return models
 
 
-def _cost(config: NetConfig) -> float:
-    """Relative training time of a config (the one-layer net is about 2/3 of LeNet-5)."""
-    return config.epochs * (config.n_train or 60000) * (1.0 if config.net == "two_layer" else 0.65)
+def _cost(config: dict) -> float:
+    """Relative training time of a job (the one-layer net is about 2/3 of LeNet-5)."""
+    return (config["epochs"] * (config["n_train"] or 60000)
+            * (1.0 if config["net"] == "two_layer" else 0.65))
 
 
 # --- counting -------------------------------------------------------------------------

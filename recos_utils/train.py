@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import os
 import sys
 import time
@@ -35,7 +36,8 @@ from .data import Dataset, load_dataset, reverse_grey
 from .models import LeNet5
 
 __all__ = ["DeviceError", "resolve_device", "to_input", "fit", "evaluate", "predict",
-           "TrainConfig", "train_lenet", "train_lenets", "train_data", "run_jobs", "workers"]
+           "TrainConfig", "train_lenet", "train_lenets", "train_data", "run_jobs", "workers",
+           "lenet_cost"]
 
 
 class DeviceError(RuntimeError):
@@ -232,14 +234,18 @@ def _job(fn: Callable[..., dict], args: tuple, config: dict, use_cache: bool) ->
 
 
 def run_jobs(jobs: list[tuple[dict, Callable[..., dict], tuple]], *, device="cpu",
-             use_cache: bool = True, n_workers: int | None = None) -> list[dict]:
+             use_cache: bool = True, n_workers: int | None = None,
+             cost: Callable[[dict], float] | None = None) -> list[dict]:
     """Build cache entries for ``jobs``, several at once; return the entries in order.
 
     A job is ``(config, fn, args)``: ``config`` is the full cache key (a JSON-able dict),
     ``fn(*args)`` a module-level function (picklable) that trains and returns the entry
     (a dict of tensors, lists and numbers). Entries already cached are loaded; the missing
     ones are built in a pool of worker processes on the CPU (``workers()`` of them, one
-    thread each) or one after another in this process on a GPU.
+    thread each) or one after another in this process on a GPU. ``cost(config)``, if given,
+    estimates a job's running time: the missing jobs then start longest first, so that the
+    workers finish at about the same time (each job is seeded, so the order never changes
+    an entry; the entries are still returned in the order of ``jobs``).
     """
     dev = resolve_device(device) if isinstance(device, str) else device
     entries: list[dict | None] = [None] * len(jobs)
@@ -247,6 +253,8 @@ def run_jobs(jobs: list[tuple[dict, Callable[..., dict], tuple]], *, device="cpu
         for i, (config, _, _) in enumerate(jobs):
             entries[i] = cache.load_entry(cache.cache_dir() / f"{cache.config_key(config)}.pt")
     todo = [i for i, e in enumerate(entries) if e is None]
+    if cost is not None:
+        todo.sort(key=lambda i: -cost(jobs[i][0]))
     n = min(n_workers or workers(), len(todo))
     if dev.type == "cpu" and n > 1:
         from joblib import Parallel, delayed
@@ -279,6 +287,17 @@ def _build_lenet(config: "TrainConfig", device: str, data_dir) -> dict:
             "history": hist}
 
 
+def lenet_cost(config: dict) -> float:
+    """Relative training time of a LeNet-5 job, for ``run_jobs(cost=...)``.
+
+    Optimiser steps x (batch + 40): on one core a step costs about 4 ms plus 0.11 ms per
+    sample (measured with batch 32, 64 and 128), i.e. a fixed cost worth about 40 samples.
+    """
+    n = (config.get("n_train") or 60000) * (2 if config.get("train_on") == "both" else 1)
+    batch = config.get("batch_size", 128)
+    return config.get("epochs", 1) * math.ceil(n / batch) * (batch + 40)
+
+
 def train_lenets(configs: list[TrainConfig], *, device: str = "cpu", data_dir=None,
                  use_cache: bool = True) -> list[tuple[LeNet5, dict]]:
     """Train (or load from the cache) every LeNet-5 in ``configs``, several at once.
@@ -290,7 +309,7 @@ def train_lenets(configs: list[TrainConfig], *, device: str = "cpu", data_dir=No
     jobs = [(dict(dataclasses.asdict(c), kind="lenet5"), _build_lenet, (c, dev, data_dir))
             for c in configs]
     out = []
-    for c, entry in zip(configs, run_jobs(jobs, device=dev, use_cache=use_cache)):
+    for c, entry in zip(configs, run_jobs(jobs, device=dev, use_cache=use_cache, cost=lenet_cost)):
         model = c.model()
         model.load_state_dict(entry["state_dict"])
         out.append((model.eval(), entry["history"]))

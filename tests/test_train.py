@@ -92,3 +92,29 @@ def test_train_on_reversed_and_both():
     assert torch.equal(ds.labels[100:], ds.labels[:100])
     with pytest.raises(ValueError, match="unknown train_on"):
         train.train_data("mnist", "sideways")
+
+
+_started = []
+
+
+def _record(name):
+    _started.append(name)
+    return {"name": name}
+
+
+def test_jobs_start_longest_first_and_come_back_in_order():
+    """``cost`` only changes the order in which jobs start, never which entry goes where."""
+    _started.clear()
+    jobs = [({"epochs": e, "n_train": 1000, "id": i}, _record, (f"job{i}",))
+            for i, e in enumerate([1, 6, 3, 6])]
+    entries = train.run_jobs(jobs, use_cache=False, n_workers=1, cost=train.lenet_cost)
+    assert [e["name"] for e in entries] == ["job0", "job1", "job2", "job3"]
+    assert _started == ["job1", "job3", "job2", "job0"]      # stable among equal costs
+
+
+def test_lenet_cost_counts_steps_and_images():
+    base = TrainConfig(epochs=6).__dict__
+    both = TrainConfig(epochs=3, train_on="both").__dict__
+    assert train.lenet_cost(both) == train.lenet_cost(base)          # same steps, same images
+    small = dict(base, epochs=1, n_train=12000)
+    assert train.lenet_cost(dict(small, batch_size=32)) > train.lenet_cost(small)  # more steps
