@@ -85,6 +85,35 @@ def test_every_chapter_executes_and_the_book_builds(quick_book):
     assert set(timings["seconds"]) == {p.stem for p in CHAPTERS}
 
 
+def _summaries(obj, n_seeds=None, path=""):
+    """(path, n, seeds in scope) of every mean +- std summary in a results file."""
+    if isinstance(obj, dict):
+        if isinstance(obj.get("seeds"), list):
+            n_seeds = len(obj["seeds"])
+        elif isinstance(obj.get("protocol"), dict) and "n_seeds" in obj["protocol"]:
+            n_seeds = obj["protocol"]["n_seeds"]
+        if "n" in obj and any(k.startswith("std") for k in obj):
+            yield path, obj["n"], n_seeds
+        for k, v in obj.items():
+            yield from _summaries(v, n_seeds, f"{path}/{k}")
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            yield from _summaries(v, n_seeds, f"{path}[{i}]")
+
+
+def test_every_mean_is_over_the_chapters_seeds(quick_book):
+    """A mean +- std is over exactly the seeds the chapter says it ran (no model counted
+    twice or borrowed from another experiment)."""
+    checked = 0
+    for path in CHAPTERS:
+        results = json.loads((quick_book / "results" / f"{path.stem}.json").read_text())
+        for where, n, n_seeds in _summaries(results):
+            if n_seeds is not None:
+                assert n == n_seeds, f"{path.stem}{where}: mean over {n} models, {n_seeds} seed(s)"
+                checked += 1
+    assert checked >= 10
+
+
 def _page_text(html: str) -> str:
     import html as h
     return h.unescape(re.sub(r"<[^>]+>", "", html))
