@@ -26,6 +26,20 @@ def use_style() -> None:
         "font.size": 10, "axes.titlesize": 11, "legend.frameon": False,
         "image.cmap": "gray",
     })
+    _retina()
+
+
+def _retina() -> None:
+    """In a Jupyter kernel, send figures as PNGs of twice the resolution with their display
+    size in the output's metadata ("retina"), so that they stay sharp on high-density
+    screens at the same size on the page (myst-nb >= 1.1 writes the size into the HTML)."""
+    try:
+        from IPython import get_ipython
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+    except ImportError:
+        return
+    if get_ipython() is not None:
+        set_matplotlib_formats("retina")
 
 
 def image_grid(images, nrow: int, titles=None, cmap: str = "gray", size: float = 0.9,

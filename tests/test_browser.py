@@ -158,7 +158,8 @@ const t0 = Date.now();
 (function poll() {
   if (imgs.every((im) => im.complete) || Date.now() - t0 > 15000) {
     window.scrollTo(0, 0);
-    done(imgs.map((im) => [im.currentSrc || im.src, im.complete, im.naturalWidth]));
+    done(imgs.map((im) => [im.currentSrc || im.src, im.complete, im.naturalWidth,
+                           im.naturalHeight, im.clientWidth, im.clientHeight]));
   } else { setTimeout(poll, 100); }
 })();
 """
@@ -308,12 +309,34 @@ def test_math_is_typeset_by_the_mathjax_served_with_the_book(visits):
 
 
 def test_every_image_loads(visits):
-    problems = {p: [src for src, complete, width in v["images"] if not complete or width <= 0]
+    problems = {p: [src for src, complete, width, *_ in v["images"] if not complete or width <= 0]
                 for p, v in visits.items()}
     problems = {p: s for p, s in problems.items() if s}
     assert not problems, "images that did not load:\n" + _report(problems)
-    figures = sum(1 for v in visits.values() for src, _, _ in v["images"] if "/_images/" in src)
+    figures = sum(1 for v in visits.values() for src, *_ in v["images"] if "/_images/" in src)
     assert figures > 0, "no figure on any page: the check would be empty"
+
+
+def test_figures_keep_their_shape_and_are_sharp(visits):
+    """Cell-output figures are drawn at twice their display resolution ("retina") and shown
+    undistorted: the width a narrow column imposes must not leave the height as it was."""
+    problems, checked = {}, 0
+    for page, v in visits.items():
+        issues = []
+        for src, _, nw, nh, cw, ch in v["images"]:
+            if "/_images/" not in src or not cw or not nh:
+                continue
+            checked += 1
+            name = src.rsplit("/", 1)[-1][:12]
+            if abs((cw / ch) / (nw / nh) - 1) > 0.03:
+                issues.append(f"{name}: shown {cw}x{ch}, drawn {nw}x{nh} (distorted)")
+            if nw < 1.9 * cw:
+                issues.append(f"{name}: shown {cw} px wide from only {nw} px (blurred on "
+                              f"high-density screens)")
+        if issues:
+            problems[page] = issues
+    assert checked > 0, "no figure shown on any page: the check would be empty"
+    assert not problems, _report(problems)
 
 
 def test_glued_numbers_are_present(visits):
