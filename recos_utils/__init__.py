@@ -22,6 +22,7 @@ results         deterministic results files (every chapter)
 plots           the book's figure style and result tables (every chapter)
 pages           the front page "Paper vs this book", from the results files
 cli             ``recos-book run``: papermill, then Jupyter Book
+kernel_fixes    keeps papermill from hanging on a lost shell-socket wake-up (``cli``)
 sphinx_fixes    a small Sphinx extension for the built book
 =============== =====================================================================
 """

@@ -70,6 +70,9 @@ def execute_chapter(nb: Path, out_dir: Path, *, quick: bool, device: str,
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
+    from .kernel_fixes import poll_in_slices
+
+    poll_in_slices()  # a lost wake-up on the shell socket must not hang the run
     executed = out_dir / "executed" / nb.name
     executed.parent.mkdir(parents=True, exist_ok=True)
     params = {"QUICK": quick, "DEVICE": device,
