@@ -10,13 +10,14 @@ Chapter 1's double-resolution figure inside ``interact``) make the window wider.
 
 :func:`poll_in_slices` makes every untimed wait of jupyter_client's asyncio channels a
 loop of 0.1-second waits. Each new wait asks the socket afresh whether a message is there,
-so a lost edge costs at most a tenth of a second instead of the whole run. ``recos-book`` applies it
-before it executes a chapter; a plain ``papermill`` call does not get it.
+so a lost edge costs at most a tenth of a second instead of the whole run. ``recos-book``
+applies it before it executes a chapter; a plain ``papermill`` call does not get it.
 
 Measured here (ipykernel 7.4, jupyter_client 8.10, nbclient 0.11, pyzmq 27.3): a notebook
 of 60 ``interact`` cells, each showing a double-resolution figure, hung on its first
 execution without the patch (killed after 300 s; the kernel idle); with it, three runs in
-a row finished in 28-30 s. Chapter 1 hung once in about 30 runs before this.
+a row finished in 28-30 s. Chapter 1 itself hung once here before the patch (in a
+whole-book timing run); twelve separate runs of it did not.
 """
 from __future__ import annotations
 
