@@ -42,7 +42,7 @@ from .backgrounds import on_backgrounds
 from .data import load_dataset
 from .models import LeNet5
 from .plots import html_table  # noqa: F401 (re-exported for Chapter 4)
-from .train import fit, resolve_device, run_jobs
+from .train import fit, lenet_cost, resolve_device, run_jobs
 
 __all__ = ["OneLayerNet", "Normalised", "NetConfig", "build_model", "build_entry",
            "train_nets", "count_params", "conv_params", "receptive_field", "rectified_layers",
@@ -210,9 +210,9 @@ def train_nets(configs: list[NetConfig], *, device: str = "cpu", data_dir=None,
 
 
 def _cost(config: dict) -> float:
-    """Relative training time of a job (the one-layer net is about 2/3 of LeNet-5)."""
-    return (config["epochs"] * (config["n_train"] or 60000)
-            * (1.0 if config["net"] == "two_layer" else 0.65))
+    """Relative training time of a job: LeNet-5's (``train.lenet_cost``), about 2/3 of it
+    for the one-layer net."""
+    return lenet_cost(config) * (1.0 if config["net"] == "two_layer" else 0.65)
 
 
 # --- counting -------------------------------------------------------------------------
