@@ -32,6 +32,7 @@ matrix, plus the bias) and R is the rectifier. The paper illustrates this on Ale
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import inspect
 import io
@@ -48,7 +49,7 @@ import torch.nn as nn
 
 from . import recos
 from .data import load_dataset, reverse_grey
-from .train import evaluate, fit, resolve_device, run_jobs, to_input
+from .train import RECIPE, Recipe, evaluate, fit, resolve_device, run_jobs, to_input
 
 __all__ = [
     "IMAGENET", "WeightsUnavailable", "imagenet_weights", "imagenet_file", "sha256_matches",
@@ -197,13 +198,13 @@ def _arch_hash() -> str:
     return hashlib.sha256(src.encode()).hexdigest()[:16]
 
 
-def fallback_config(dataset: str = "fashion-mnist", epochs: int = 1, n_train: int | None = None,
-                    seed: int = 0, batch_size: int = 128, lr: float = 2e-3,
+def fallback_config(dataset: str = "fashion-mnist", recipe: Recipe = RECIPE,
+                    n_train: int | None = None, seed: int = 0,
                     n_test: int | None = None) -> dict:
     """The full config (and cache key) of one fallback network."""
     return {"kind": "mini_alexnet", "arch": _arch_hash(), "widths": [16, 32, 48, 32, 32],
-            "hidden": 256, "dataset": dataset, "epochs": epochs, "n_train": n_train,
-            "seed": seed, "batch_size": batch_size, "lr": lr, "n_test": n_test}
+            "hidden": 256, "dataset": dataset, "recipe": dataclasses.asdict(recipe),
+            "n_train": n_train, "seed": seed, "n_test": n_test}
 
 
 def _build_fallback(config: dict, device: str, data_dir) -> dict:
@@ -213,8 +214,8 @@ def _build_fallback(config: dict, device: str, data_dir) -> dict:
     ds = load_dataset(config["dataset"], "train", data_dir).subset(config["n_train"])
     torch.manual_seed(config["seed"])
     model = MiniAlexNet(config["widths"], config["hidden"])
-    hist = fit(model, ds.images, ds.labels, epochs=config["epochs"],
-               batch_size=config["batch_size"], lr=config["lr"], seed=config["seed"],
+    hist = fit(model, ds.images, ds.labels, recipe=Recipe.from_dict(config["recipe"]),
+               seed=config["seed"],
                device=dev, desc=f"MiniAlexNet seed {config['seed']}")
     test = load_dataset(config["dataset"], "test", data_dir).subset(config["n_test"])
     hist["test_acc"] = evaluate(model, test.images, test.labels)
@@ -222,12 +223,12 @@ def _build_fallback(config: dict, device: str, data_dir) -> dict:
     return {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}, "history": hist}
 
 
-def train_fallback(dataset: str, seeds, *, epochs: int, n_train: int | None = None,
+def train_fallback(dataset: str, seeds, *, recipe: Recipe = RECIPE, n_train: int | None = None,
                    n_test: int | None = None, device: str = "cpu", data_dir=None,
                    use_cache: bool = True) -> list[tuple[MiniAlexNet, dict]]:
     """Train (or load from the cache) one MiniAlexNet per seed, several at once."""
     dev = str(resolve_device(device))
-    configs = [fallback_config(dataset, epochs, n_train, s, n_test=n_test) for s in seeds]
+    configs = [fallback_config(dataset, recipe, n_train, s, n_test=n_test) for s in seeds]
     entries = run_jobs([(c, _build_fallback, (c, dev, data_dir)) for c in configs],
                        device=dev, use_cache=use_cache)
     out = []
@@ -266,7 +267,7 @@ _CLASSES = {
 
 
 def load_networks(weights: str = "auto", *, dataset: str = "fashion-mnist", seeds=(0,),
-                  epochs: int = 1, n_train: int | None = None, n_test: int | None = None,
+                  recipe: Recipe = RECIPE, n_train: int | None = None, n_test: int | None = None,
                   device: str = "cpu", data_dir=None, download: bool = True) -> Networks:
     """The networks for ``weights`` = "auto" | "imagenet" | "fallback".
 
@@ -290,7 +291,7 @@ def load_networks(weights: str = "auto", *, dataset: str = "fashion-mnist", seed
                             list(imagenet_weights().meta["categories"]),
                             f"loaded {info['file']} through torchvision's weights API",
                             info["sha256_ok"])
-    pairs = train_fallback(dataset, list(seeds), epochs=epochs, n_train=n_train,
+    pairs = train_fallback(dataset, list(seeds), recipe=recipe, n_train=n_train,
                            n_test=n_test, device=device, data_dir=data_dir)
     return Networks(f"fallback:MiniAlexNet/{dataset}", "fallback", [m for m, _ in pairs],
                     _CLASSES[dataset], note or "WEIGHTS='fallback' was requested",

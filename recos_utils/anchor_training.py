@@ -36,7 +36,7 @@ import torch.nn.functional as F
 
 from . import recos, sphere
 from .data import load_dataset
-from .train import TrainConfig, evaluate, fit, resolve_device, run_jobs, to_input
+from .train import RECIPE, Recipe, TrainConfig, evaluate, fit, resolve_device, run_jobs, to_input
 
 __all__ = ["LAYERS", "PatchConfig", "InitConfig", "patch_set", "cluster", "patch_centroids", "kmeans_init_conv1",
            "snapshot_steps", "AnchorRecorder", "build_init_run", "job_config",
@@ -140,10 +140,8 @@ class InitConfig:
     dataset: str = "mnist"
     init: str = "random"       # random (PyTorch default) | kmeans (conv1 from centroids)
     seed: int = 0
-    epochs: int = 2
     n_train: int | None = None
-    batch_size: int = 128
-    lr: float = 2e-3
+    recipe: Recipe = RECIPE
     eval_every: int = 25       # steps between evaluations on the test subset
     n_eval: int = 2000         # the first n_eval test images
     n_snapshots: int = 30
@@ -151,8 +149,8 @@ class InitConfig:
 
     def lenet(self) -> TrainConfig:
         """The LeNet-5 config whose initialisation and batch order this run shares."""
-        return TrainConfig(dataset=self.dataset, n_train=self.n_train, epochs=self.epochs,
-                           batch_size=self.batch_size, lr=self.lr, seed=self.seed)
+        return TrainConfig(dataset=self.dataset, n_train=self.n_train, seed=self.seed,
+                           recipe=self.recipe)
 
 
 def job_config(cfg: InitConfig) -> dict:
@@ -171,11 +169,10 @@ def build_init_run(cfg: InitConfig, device: str, data_dir=None) -> dict:
         km, _ = patch_centroids(cfg.dataset, cfg.patches, images=train.images)
         kmeans_init_conv1(model, km.centroids)
     ds = train.subset(cfg.n_train)
-    steps_per_epoch = (len(ds) + cfg.batch_size - 1) // cfg.batch_size
-    rec = AnchorRecorder(snapshot_steps(cfg.epochs * steps_per_epoch, cfg.n_snapshots))
+    rec = AnchorRecorder(snapshot_steps(cfg.recipe.steps(len(ds)), cfg.n_snapshots))
     rec(0, model)
-    hist = fit(model, ds.images, ds.labels, epochs=cfg.epochs, batch_size=cfg.batch_size,
-               lr=cfg.lr, seed=cfg.seed, device=resolve_device(device),
+    hist = fit(model, ds.images, ds.labels, recipe=cfg.recipe, seed=cfg.seed,
+               device=resolve_device(device),
                eval_sets={"test": (test.images[:cfg.n_eval], test.labels[:cfg.n_eval])},
                eval_every=cfg.eval_every, on_step=rec, desc=f"{cfg.init} init seed {cfg.seed}")
     model.cpu()

@@ -29,6 +29,7 @@ This module holds
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +43,7 @@ from .backgrounds import on_backgrounds
 from .data import load_dataset
 from .models import LeNet5
 from .plots import html_table  # noqa: F401 (re-exported for Chapter 4)
-from .train import fit, lenet_cost, resolve_device, run_jobs
+from .train import RECIPE, Recipe, fit, lenet_cost, resolve_device, run_jobs
 
 __all__ = ["OneLayerNet", "Normalised", "NetConfig", "build_model", "build_entry",
            "train_nets", "count_params", "conv_params", "receptive_field", "rectified_layers",
@@ -132,9 +133,7 @@ class NetConfig:
     norm: str = "none"              # none | mean | standardise (per image, see Normalised)
     dataset: str = "mnist"
     n_train: int | None = None      # first n training images; None = all
-    epochs: int = 3
-    batch_size: int = 128
-    lr: float = 2e-3
+    recipe: Recipe = RECIPE         # how it is trained (the book's one recipe)
     seed: int = 0                   # initialisation and batch order
     bg_seed: int = 0                # which backgrounds the training digits get
 
@@ -146,7 +145,7 @@ class NetConfig:
 
     @property
     def name(self) -> str:
-        return f"{self.net}/{self.train_set}/{self.norm}/{self.epochs}ep/seed{self.seed}"
+        return f"{self.net}/{self.train_set}/{self.norm}/{self.recipe.epochs:g}ep/seed{self.seed}"
 
 
 def build_model(config: NetConfig) -> Normalised:
@@ -173,19 +172,26 @@ def _code_hash() -> str:
     return h.hexdigest()[:16]
 
 
-def _training_set(config: NetConfig, data_dir=None):
-    ds = load_dataset(config.dataset, "train", data_dir).subset(config.n_train)
-    if config.train_set == "background":
-        ds, _ = on_backgrounds(ds, "train", config.bg_seed)
+@functools.lru_cache(maxsize=2)
+def _training_set_cached(dataset: str, n_train, train_set: str, bg_seed: int, data_dir):
+    ds = load_dataset(dataset, "train", data_dir).subset(n_train)
+    if train_set == "background":
+        ds, _ = on_backgrounds(ds, "train", bg_seed)
     return ds
+
+
+def _training_set(config: NetConfig, data_dir=None):
+    """The training set of a network; a worker process that trains several networks on the
+    same digits on backgrounds builds them once (they are the same for every seed)."""
+    return _training_set_cached(config.dataset, config.n_train, config.train_set,
+                                config.bg_seed, None if data_dir is None else str(data_dir))
 
 
 def build_entry(config: NetConfig, device: str, data_dir=None) -> dict:
     """Train one network (the job run by :func:`recos_utils.train.run_jobs`)."""
     ds = _training_set(config, data_dir)
     model = build_model(config)
-    hist = fit(model, ds.images, ds.labels, epochs=config.epochs,
-               batch_size=config.batch_size, lr=config.lr, seed=config.seed,
+    hist = fit(model, ds.images, ds.labels, recipe=config.recipe, seed=config.seed,
                device=resolve_device(device), desc=config.name)
     return {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
             "history": hist}

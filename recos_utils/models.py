@@ -16,17 +16,41 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["ACTIVATIONS", "MONOTONE", "TReLU", "Abs", "make_activation", "LeNet5"]
+__all__ = ["ACTIVATIONS", "MONOTONE", "trelu", "TReLU", "augmented_norms", "Abs",
+           "make_activation", "LeNet5"]
 
 #: Activation names accepted everywhere in the book.
 ACTIVATIONS = ("relu", "identity", "leaky_relu", "tanh", "sigmoid", "abs", "trelu")
-#: The non-decreasing ones: for these, max pooling commutes with the activation.
-MONOTONE = ("relu", "identity", "leaky_relu", "tanh", "sigmoid", "trelu")
+#: The non-decreasing elementwise ones: for these, max pooling commutes with the activation.
+#: (TReLU thresholds a cosine that depends on each patch's norm, so it is not elementwise.)
+MONOTONE = ("relu", "identity", "leaky_relu", "tanh", "sigmoid")
 POOLS = ("max", "avg")
 
 
+def trelu(c: torch.Tensor, z: float) -> torch.Tensor:
+    """The threshold ReLU of Kuo (2017) on a cosine: 0 for c < z, (c - z) / (1 - z) otherwise.
+
+    The map sends [z, 1] onto [0, 1] (it fixes 1), so it is meant for a correlation of unit
+    vectors; z = 0 is ReLU (Chapter 2, Sec. 2.8).
+    """
+    return F.relu(c - z) / (1.0 - z)
+
+
 class TReLU(nn.Module):
-    """Threshold ReLU of Kuo (2017): 0 for x < z, (x - z) / (1 - z) otherwise (Chapter 2)."""
+    """Threshold ReLU applied to the rectified cosine of Chapter 1 (Kuo 2017; Chapter 2).
+
+    Chapter 1, Sec. 1.4: with the bias as an augmented coordinate, x'' = (1, x) and
+    a'' = (b, a), a response is y = ||x''|| ||a''|| Rec(cos theta). The threshold z applies
+    to that cosine, not to the raw pre-activation (whose scale depends on the
+    initialisation):
+
+        y = ||x''|| ||a''|| TReLU_z(cos theta) = Rec(a''.x'' - z ||x''|| ||a''||) / (1 - z).
+
+    ``forward(pre, x, layer)`` takes the layer's output ``pre = a.x + b``, its input ``x``
+    (already padded, for a convolution) and the layer itself, whose weights give ||a''||;
+    ||x''|| is computed per patch with a convolution of x^2 by a box of ones. With z = 0
+    it is exactly ReLU.
+    """
 
     def __init__(self, z: float = 0.5):
         super().__init__()
@@ -34,11 +58,31 @@ class TReLU(nn.Module):
             raise ValueError(f"trelu threshold z={z!r} is out of range; allowed: 0 <= z < 1")
         self.z = float(z)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(x - self.z) / (1.0 - self.z)
+    def forward(self, pre: torch.Tensor, x: torch.Tensor, layer: nn.Module) -> torch.Tensor:
+        if self.z == 0.0:
+            return F.relu(pre)
+        return F.relu(pre - self.z * augmented_norms(x, layer)) / (1.0 - self.z)
 
     def extra_repr(self) -> str:
         return f"z={self.z}"
+
+
+def augmented_norms(x: torch.Tensor, layer: nn.Module) -> torch.Tensor:
+    """||x''|| ||a''|| for every response of ``layer`` on input ``x`` (Chapter 1, Sec. 1.4).
+
+    x'' = (1, patch) and a''_k = (b_k, a_k); the result has the shape of ``layer(x)``.
+    """
+    w = layer.weight
+    b = layer.bias if layer.bias is not None else torch.zeros(w.shape[0], dtype=w.dtype,
+                                                              device=w.device)
+    a_norm = (w.flatten(1).pow(2).sum(1) + b.pow(2)).sqrt()
+    if isinstance(layer, nn.Conv2d):
+        box = torch.ones((1, *w.shape[1:]), dtype=x.dtype, device=x.device)
+        x_sq = F.conv2d(x * x, box, stride=layer.stride, padding=layer.padding,
+                        dilation=layer.dilation)
+        return (1.0 + x_sq).sqrt() * a_norm.view(1, -1, 1, 1)
+    x_norm = (1.0 + (x * x).sum(-1, keepdim=True)).sqrt()
+    return x_norm * a_norm
 
 
 class Abs(nn.Module):
@@ -92,31 +136,35 @@ class LeNet5(nn.Module):
         # the textbook order, conv -> activation -> pool, for the chapters' analyses.
         self.pool_first = pool == "max" and activation in MONOTONE
 
+    def _act(self, act: nn.Module, pre: torch.Tensor, x: torch.Tensor,
+             layer: nn.Module) -> torch.Tensor:
+        """The activation of ``layer``'s output ``pre`` (TReLU also needs its input ``x``)."""
+        return act(pre, x, layer) if isinstance(act, TReLU) else act(pre)
+
     def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Every stage's output, by name (conv1, relu1, pool1, conv2, relu2, pool2, ...)."""
         out = {}
         x = F.pad(x, (2, 2, 2, 2), value=self.pad_value)
-        out["conv1"] = x = self.conv1(x)
-        out["relu1"] = x = self.act1(x)
-        out["pool1"] = x = self.pool1(x)
-        out["conv2"] = x = self.conv2(x)
-        out["relu2"] = x = self.act2(x)
-        out["pool2"] = x = self.pool2(x)
-        out["fc1"] = x = self.fc1(x.flatten(1))
-        out["relu3"] = x = self.act3(x)
-        out["fc2"] = x = self.fc2(x)
-        out["relu4"] = x = self.act4(x)
+        out["conv1"] = h = self.conv1(x)
+        out["relu1"] = h = self._act(self.act1, h, x, self.conv1)
+        out["pool1"] = x = self.pool1(h)
+        out["conv2"] = h = self.conv2(x)
+        out["relu2"] = h = self._act(self.act2, h, x, self.conv2)
+        out["pool2"] = x = self.pool2(h)
+        x = x.flatten(1)
+        out["fc1"] = h = self.fc1(x)
+        out["relu3"] = x = self._act(self.act3, h, x, self.fc1)
+        out["fc2"] = h = self.fc2(x)
+        out["relu4"] = x = self._act(self.act4, h, x, self.fc2)
         out["logits"] = self.fc3(x)
         return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.pool_first:
+            return self.features(x)["logits"]
         x = F.pad(x, (2, 2, 2, 2), value=self.pad_value)
-        if self.pool_first:
-            x = self.act1(self.pool1(self.conv1(x)))
-            x = self.act2(self.pool2(self.conv2(x)))
-        else:
-            x = self.pool1(self.act1(self.conv1(x)))
-            x = self.pool2(self.act2(self.conv2(x)))
+        x = self.act1(self.pool1(self.conv1(x)))
+        x = self.act2(self.pool2(self.conv2(x)))
         x = self.act3(self.fc1(x.flatten(1)))
         x = self.act4(self.fc2(x))
         return self.fc3(x)

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 import torchvision
 
 from recos_utils import alexnet
+from recos_utils.train import Recipe
 
 from conftest import needs_mnist
 
@@ -114,12 +115,12 @@ def test_sha256_prefix_check(tmp_path):
 @needs_mnist
 def test_auto_falls_back_to_a_network_trained_here(tmp_path, monkeypatch, no_download):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    net = alexnet.load_networks("auto", dataset="mnist", seeds=[0], epochs=1, n_train=4096,
+    net = alexnet.load_networks("auto", dataset="mnist", seeds=[0], recipe=Recipe(epochs=1), n_train=4096,
                                 n_test=500, device="cpu")
     assert net.weights == "fallback:MiniAlexNet/mnist" and net.kind == "fallback" and net.grey
     assert "alexnet-owt-7be5be79.pth" in net.note and "URLError" in net.note
     h = net.histories[0]
-    assert h["steps"] == 32 and 0.0 <= h["test_acc_reversed"] <= 1.0
+    assert h["steps"] == 4096 // 64 and 0.0 <= h["test_acc_reversed"] <= 1.0
     print("fallback test accuracy", h["test_acc"], "reversed", h["test_acc_reversed"])
     # trained, not the initialisation: the weights moved and it beats chance (10%) clearly
     torch.manual_seed(0)
@@ -127,7 +128,7 @@ def test_auto_falls_back_to_a_network_trained_here(tmp_path, monkeypatch, no_dow
     assert not torch.equal(init.features[0].weight, net.models[0].features[0].weight)
     assert h["test_acc"] > 0.25
     # cached: asking again gives the identical network
-    again = alexnet.load_networks("fallback", dataset="mnist", seeds=[0], epochs=1,
+    again = alexnet.load_networks("fallback", dataset="mnist", seeds=[0], recipe=Recipe(epochs=1),
                                   n_train=4096, n_test=500, device="cpu")
     for k, v in net.models[0].state_dict().items():
         assert torch.equal(v, again.models[0].state_dict()[k])

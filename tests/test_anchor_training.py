@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from recos_utils import anchor_training as at
 from recos_utils import recos, sphere
 from recos_utils.models import LeNet5
-from recos_utils.train import TrainConfig
+from recos_utils.train import Recipe, TrainConfig
 
 from conftest import needs_mnist
 
@@ -116,7 +116,7 @@ def test_job_config_is_the_full_config():
 @needs_mnist
 def test_tiny_init_runs_share_everything_but_conv1_directions():
     pc = at.PatchConfig(n_images=50, n_patches=2000, n_init=1)
-    common = dict(epochs=1, n_train=256, batch_size=64, eval_every=2, n_eval=200,
+    common = dict(recipe=Recipe(epochs=1, batch_size=64), n_train=256, eval_every=2, n_eval=200,
                   n_snapshots=5, patches=pc)
     rnd = at.build_init_run(at.InitConfig(init="random", **common), "cpu")
     km = at.build_init_run(at.InitConfig(init="kmeans", **common), "cpu")

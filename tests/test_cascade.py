@@ -9,6 +9,7 @@ import torch.nn as nn
 
 from recos_utils import cascade
 from recos_utils.models import LeNet5
+from recos_utils.train import Recipe
 
 from conftest import needs_mnist
 
@@ -246,8 +247,8 @@ def test_position_split_marks_the_centre_of_centred_digits():
 
 @needs_mnist
 def test_training_is_deterministic_and_cached():
-    cfg = cascade.NetConfig(net="one_layer", train_set="background", n_train=256, epochs=1,
-                            batch_size=64, seed=5)
+    cfg = cascade.NetConfig(net="one_layer", train_set="background", n_train=256,
+                            recipe=Recipe(epochs=1, batch_size=64), seed=5)
     a = cascade.train_nets([cfg], device="cpu", use_cache=False)[0]
     b = cascade.train_nets([cfg], device="cpu", use_cache=False)[0]
     for k, v in a.state_dict().items():

@@ -47,9 +47,9 @@ def test_bad_chapter_parameters_stop_before_any_work(nb, bad, match, tmp_path):
 @needs_mnist
 def test_killed_training_leaves_no_cache_entry(tmp_path):
     env = dict(os.environ, RECOS_CACHE_DIR=str(tmp_path / "c"), RECOS_PROGRESS="0")
-    code = ("from recos_utils.train import TrainConfig, train_lenet\n"
+    code = ("from recos_utils.train import Recipe, TrainConfig, train_lenet\n"
             "print('start', flush=True)\n"
-            "train_lenet(TrainConfig(epochs=50, n_train=20000))\n")
+            "train_lenet(TrainConfig(n_train=20000, recipe=Recipe(epochs=50)))\n")
     proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "start"
     time.sleep(4)
@@ -64,8 +64,8 @@ def test_two_processes_sharing_the_cache_agree(tmp_path):
     env = dict(os.environ, RECOS_CACHE_DIR=str(tmp_path / "c"), RECOS_PROGRESS="0",
                RECOS_WORKERS="1")
     code = ("import hashlib, torch\n"
-            "from recos_utils.train import TrainConfig, train_lenet\n"
-            "m, _ = train_lenet(TrainConfig(epochs=1, n_train=2000, seed=7))\n"
+            "from recos_utils.train import Recipe, TrainConfig, train_lenet\n"
+            "m, _ = train_lenet(TrainConfig(n_train=2000, seed=7, recipe=Recipe(epochs=1)))\n"
             "print(hashlib.sha256(m.conv1.weight.detach().numpy().tobytes()).hexdigest())\n")
     procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
                               text=True) for _ in range(2)]

@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from recos_utils.models import ACTIVATIONS, LeNet5, TReLU, make_activation
+from recos_utils.models import ACTIVATIONS, MONOTONE, LeNet5, TReLU, make_activation, trelu
 
 
 def test_lenet5_shapes_and_parameter_count():
@@ -39,7 +39,8 @@ def test_fast_forward_is_the_textbook_network(name, pool):
     torch.manual_seed(1)
     m = LeNet5(name, pool)
     x = torch.rand(16, 1, 28, 28) * 4 - 1          # wide range: saturates tanh/sigmoid
-    assert m.pool_first == (pool == "max" and name != "abs")
+    assert m.pool_first == (pool == "max" and name not in ("abs", "trelu"))
+    assert m.pool_first == (pool == "max" and name in MONOTONE)
     fast = m(x)
     g_fast = torch.autograd.grad(fast.square().sum(), list(m.parameters()))
     slow = m.features(x)["logits"]
@@ -54,12 +55,68 @@ def test_activation_definitions():
     torch.testing.assert_close(make_activation("relu")(x), F.relu(x))
     torch.testing.assert_close(make_activation("abs")(x), x.abs())
     torch.testing.assert_close(make_activation("identity")(x), x)
+    c = torch.linspace(-1, 1, 41)
     z = 0.5
-    t = TReLU(z)(x)
-    want = torch.where(x < z, torch.zeros_like(x), (x - z) / (1 - z))
-    torch.testing.assert_close(t, want)
-    torch.testing.assert_close(TReLU(0.0)(x), F.relu(x))
-    assert TReLU(z)(torch.tensor(1.0)) == 1.0  # (1 - z) / (1 - z): the map fixes 1
+    want = torch.where(c < z, torch.zeros_like(c), (c - z) / (1 - z))
+    torch.testing.assert_close(trelu(c, z), want)
+    torch.testing.assert_close(trelu(c, 0.0), F.relu(c))
+    assert trelu(torch.tensor(1.0), 0.7) == 1.0  # (1 - z) / (1 - z): the map fixes 1
+
+
+def _direct_trelu(x, layer, z):
+    """The 2017 threshold on the rectified cosine, one patch at a time (no shortcuts):
+    y = ||x''|| ||a''|| TReLU_z(cos(x'', a'')), x'' = (1, patch), a'' = (b, a)."""
+    x, w, b = x.double(), layer.weight.detach().double(), layer.bias.detach().double()
+    if isinstance(layer, torch.nn.Conv2d):
+        k = w.shape[-1]
+        p = F.unfold(x, k).transpose(1, 2)                     # B x L x (C k k)
+        side = x.shape[-1] - k + 1
+    else:
+        p = x[:, None, :]
+    out = torch.empty(*p.shape[:2], w.shape[0], dtype=torch.float64)
+    for i in range(p.shape[0]):
+        for j in range(p.shape[1]):
+            xa = torch.cat([torch.ones(1, dtype=torch.float64), p[i, j]])
+            for kk in range(w.shape[0]):
+                aa = torch.cat([b[kk:kk + 1], w[kk].flatten()])
+                cos = xa @ aa / (xa.norm() * aa.norm())
+                out[i, j, kk] = xa.norm() * aa.norm() * trelu(cos, z)
+    if isinstance(layer, torch.nn.Conv2d):
+        return out.transpose(1, 2).reshape(x.shape[0], w.shape[0], side, side)
+    return out[:, 0]
+
+
+@pytest.mark.parametrize("z", [0.25, 0.45])
+def test_trelu_thresholds_the_cosine_as_a_direct_per_patch_computation(z):
+    """Every TReLU layer of the network equals the per-patch definition (float64)."""
+    torch.manual_seed(3)
+    m = LeNet5("trelu", "max", trelu_z=z).double()
+    with torch.no_grad():   # inputs are >= 0: positive anchors lie near them (cos ~ 0.75,
+        for layer in (m.conv1, m.conv2, m.fc1, m.fc2):        # passes), negative ones far (cut)
+            w = layer.weight.abs()
+            w[1::2] *= -1
+            layer.weight.copy_(w)
+            layer.bias.copy_(w.flatten(1).mean(1))
+    x = torch.rand(2, 1, 28, 28, dtype=torch.float64)
+    with torch.no_grad():
+        f = m.features(x)
+        padded = F.pad(x, (2, 2, 2, 2))
+        for name, inp, layer in (("relu1", padded, m.conv1), ("relu2", f["pool1"], m.conv2),
+                                 ("relu3", f["pool2"].flatten(1), m.fc1),
+                                 ("relu4", f["relu3"], m.fc2)):
+            want = _direct_trelu(inp, layer, z)
+            torch.testing.assert_close(f[name], want, rtol=1e-9, atol=1e-9)
+            assert 0 < (want > 0).double().mean() < 1, name     # the threshold does cut
+        torch.testing.assert_close(m(x), f["logits"])
+
+
+def test_trelu_with_z_zero_is_the_relu_network_exactly():
+    torch.manual_seed(0)
+    relu = LeNet5("relu", "max")
+    t0 = LeNet5("trelu", "max", trelu_z=0.0)
+    t0.load_state_dict(relu.state_dict())
+    x = torch.rand(8, 1, 28, 28)
+    assert torch.equal(t0.features(x)["logits"], relu.features(x)["logits"])
 
 
 def test_identity_avgpool_lenet_is_affine_but_maxpool_is_not():
@@ -82,6 +139,8 @@ def test_bad_names_are_clear_errors():
         LeNet5(pool="min")
     with pytest.raises(ValueError, match="0 <= z < 1"):
         TReLU(1.0)
+    with pytest.raises(ValueError, match="0 <= z < 1"):
+        LeNet5("trelu", trelu_z=-0.1)
 
 
 def test_pad_value_pads_the_input():

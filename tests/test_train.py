@@ -4,7 +4,7 @@ import torch
 
 from recos_utils import train
 from recos_utils.models import LeNet5
-from recos_utils.train import TrainConfig, evaluate, fit, resolve_device, train_lenet, train_lenets
+from recos_utils.train import RECIPE, Recipe, TrainConfig, evaluate, fit, resolve_device, train_lenet, train_lenets
 from conftest import needs_mnist
 
 
@@ -23,11 +23,31 @@ def test_fit_learns_and_records_history():
     torch.manual_seed(0)
     m = LeNet5()
     before = evaluate(m, x, y)
-    h = fit(m, x, y, epochs=4, batch_size=32, seed=0, eval_sets={"train": (x, y)})
+    h = fit(m, x, y, recipe=Recipe(epochs=4, batch_size=32, lr=2e-3), seed=0,
+            eval_sets={"train": (x, y)})
     assert evaluate(m, x, y) > max(before, 0.95)
     assert h["steps"] == 4 * 16 and h["eval_step"] == [16, 32, 48, 64]
     assert h["eval"]["train"][-1] == evaluate(m, x, y)
     assert h["loss"][-1] < h["loss"][0]
+    # the last quarter epoch's mini-batches: its accuracy is that of the trained model
+    assert h["train_acc_final"] > 0.95 and h["train_loss_final"] < h["loss"][0]
+    assert len(h["eval_train_s"]) == 4 and h["eval_train_s"] == sorted(h["eval_train_s"])
+    assert h["eval_train_s"][-1] + h["eval_seconds"] <= h["seconds"]
+
+
+def test_fractional_epochs_stop_mid_epoch_and_the_schedule_is_one_cycle():
+    x, y = toy_data(n=320)
+    r = Recipe(epochs=1.5, batch_size=32, lr=1e-2, warmup=0.2, final_div=100)
+    lrs = []
+    h = fit(LeNet5(), x, y, recipe=r, on_step=lambda s, m: lrs.append(s))
+    assert h["steps"] == r.steps(320) == 15 == lrs[-1]
+    sched = [r.lr_at(s, 15) for s in range(15)]
+    assert sched[0] == pytest.approx(1e-3)                     # lr / 10 at the start
+    assert max(sched) == pytest.approx(1e-2) == sched[3]       # the peak after 20 %
+    assert sched[-1] == pytest.approx(1e-2 * (1 - 11 / 12 * 0.99))  # falling towards lr / 100
+    assert all(a >= b for a, b in zip(sched[3:], sched[4:]))
+    with pytest.raises(ValueError, match="epochs > 0"):
+        Recipe(epochs=0)
 
 
 def test_same_seed_same_bits_other_seed_other_bits():
@@ -36,7 +56,7 @@ def test_same_seed_same_bits_other_seed_other_bits():
     for seed in (0, 0, 1):
         torch.manual_seed(seed)
         m = LeNet5()
-        fit(m, x, y, epochs=1, batch_size=32, seed=seed)
+        fit(m, x, y, recipe=Recipe(epochs=1, batch_size=32), seed=seed)
         states.append(m.state_dict())
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
     assert not torch.equal(states[0]["conv1.weight"], states[2]["conv1.weight"])
@@ -46,14 +66,15 @@ def test_frozen_parameters_stay_put():
     x, y = toy_data()
     m = LeNet5()
     w = m.conv1.weight.detach().clone()
-    fit(m, x, y, epochs=1, params=[p for n, p in m.named_parameters() if not n.startswith("conv1")])
+    fit(m, x, y, recipe=Recipe(epochs=1),
+        params=[p for n, p in m.named_parameters() if not n.startswith("conv1")])
     assert torch.equal(m.conv1.weight, w)
 
 
 def test_on_step_sees_every_step():
     x, y = toy_data(n=256)
     seen = []
-    fit(LeNet5(), x, y, epochs=2, batch_size=64, on_step=lambda s, m: seen.append(s))
+    fit(LeNet5(), x, y, recipe=Recipe(epochs=2, batch_size=64), on_step=lambda s, m: seen.append(s))
     assert seen == list(range(1, 9))
 
 
@@ -70,7 +91,7 @@ def test_resolve_device():
 @needs_mnist
 def test_parallel_training_is_bit_identical_to_training_alone_and_cached(monkeypatch):
     """Two models in worker processes = the same models trained here, one thread each."""
-    cfgs = [TrainConfig(epochs=1, n_train=1024, seed=s) for s in (0, 1)]
+    cfgs = [TrainConfig(n_train=1024, seed=s, recipe=Recipe(epochs=1, batch_size=128)) for s in (0, 1)]
     monkeypatch.setenv("RECOS_WORKERS", "2")
     pooled = train_lenets(cfgs)
     for c, (m, h) in zip(cfgs, pooled):
@@ -105,7 +126,7 @@ def _record(name):
 def test_jobs_start_longest_first_and_come_back_in_order():
     """``cost`` only changes the order in which jobs start, never which entry goes where."""
     _started.clear()
-    jobs = [({"epochs": e, "n_train": 1000, "id": i}, _record, (f"job{i}",))
+    jobs = [({"recipe": {"epochs": e}, "n_train": 1000, "id": i}, _record, (f"job{i}",))
             for i, e in enumerate([1, 6, 3, 6])]
     entries = train.run_jobs(jobs, use_cache=False, n_workers=1, cost=train.lenet_cost)
     assert [e["name"] for e in entries] == ["job0", "job1", "job2", "job3"]
@@ -113,8 +134,14 @@ def test_jobs_start_longest_first_and_come_back_in_order():
 
 
 def test_lenet_cost_counts_steps_and_images():
-    base = TrainConfig(epochs=6).__dict__
-    both = TrainConfig(epochs=3, train_on="both").__dict__
-    assert train.lenet_cost(both) == train.lenet_cost(base)          # same steps, same images
-    small = dict(base, epochs=1, n_train=12000)
-    assert train.lenet_cost(dict(small, batch_size=32)) > train.lenet_cost(small)  # more steps
+    import dataclasses
+
+    def cost(**kw):
+        recipe = kw.pop("recipe", RECIPE)
+        return train.lenet_cost(dataclasses.asdict(TrainConfig(recipe=recipe, **kw)))
+
+    r = Recipe(epochs=2)
+    assert cost(recipe=Recipe(epochs=1), train_on="both") == pytest.approx(cost(recipe=r), rel=1e-3)
+    assert cost(recipe=Recipe(epochs=1, batch_size=32), n_train=12000) > \
+        cost(recipe=Recipe(epochs=1, batch_size=128), n_train=12000)        # more steps
+    assert cost(recipe=r) == 2 * cost(recipe=Recipe(epochs=1))

@@ -1,0 +1,131 @@
+"""Where models train: the device, CPU threads, and worker processes (every chapter).
+
+``resolve_device`` turns the chapters' ``DEVICE`` parameter into a device (or one clear
+error). ``run_jobs`` builds cache entries for a list of training jobs: already-cached ones
+are loaded, the rest are built on the CPU in a pool of worker processes, one thread each
+(``workers()`` of them), or one after another on a GPU. LeNet-5 is too small for one model
+to keep two cores busy, so the book trains several models side by side rather than one
+model on all cores; one thread per model also makes the weights bit-identical for a seed
+whatever the number of cores (``benchmarks/RESULTS.md``).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from typing import Callable
+
+import torch
+
+from . import cache
+
+__all__ = ["DeviceError", "resolve_device", "threads_for", "progress", "workers", "run_jobs"]
+
+
+class DeviceError(RuntimeError):
+    """The requested device is not available."""
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` -> cuda if available else cpu; ``cuda`` without a GPU is a clear error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError("DEVICE='cuda' was requested but no CUDA GPU is available to "
+                              "PyTorch here (torch.cuda.is_available() is False); use "
+                              "DEVICE='cpu' or DEVICE='auto'")
+        return torch.device("cuda")
+    raise ValueError(f"unknown device {name!r}; allowed: auto, cpu, cuda")
+
+
+def progress(total: int, desc: str):
+    from tqdm.std import tqdm
+
+    disable = os.environ.get("RECOS_PROGRESS", "1") == "0"
+    return tqdm(total=total, desc=desc, leave=False, file=sys.stderr, disable=disable,
+                mininterval=0.5)
+
+
+@contextlib.contextmanager
+def threads_for(device: torch.device, threads: int | None):
+    """Train on ``threads`` CPU threads (1: bit-identical results whatever the core count)."""
+    if device.type != "cpu" or threads is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def workers() -> int:
+    """Worker processes for ``run_jobs``: ``$RECOS_WORKERS``, else the number of CPU cores."""
+    env = os.environ.get("RECOS_WORKERS")
+    if env:
+        return max(1, int(env))
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _job(fn: Callable[..., dict], args: tuple, config: dict, use_cache: bool) -> dict | None:
+    """Run one job in a worker: build and store the entry (returned only without a cache)."""
+    os.environ["RECOS_PROGRESS"] = "0"
+    torch.set_num_threads(1)
+    if use_cache:
+        cache.cached(config, lambda: fn(*args))
+        return None
+    return fn(*args)
+
+
+def run_jobs(jobs: list[tuple[dict, Callable[..., dict], tuple]], *, device="cpu",
+             use_cache: bool = True, n_workers: int | None = None,
+             cost: Callable[[dict], float] | None = None) -> list[dict]:
+    """Build cache entries for ``jobs``, several at once; return the entries in order.
+
+    A job is ``(config, fn, args)``: ``config`` is the full cache key (a JSON-able dict),
+    ``fn(*args)`` a module-level function (picklable) that trains and returns the entry
+    (a dict of tensors, lists and numbers). Entries already cached are loaded; the missing
+    ones are built in a pool of worker processes on the CPU (``workers()`` of them, one
+    thread each) or one after another in this process on a GPU. ``cost(config)``, if given,
+    estimates a job's running time: the missing jobs then start longest first, so that the
+    workers finish at about the same time (each job is seeded, so the order never changes
+    an entry; the entries are still returned in the order of ``jobs``).
+    """
+    dev = resolve_device(device) if isinstance(device, str) else device
+    keys = [cache.config_key(config) for config, _, _ in jobs]
+    first = {}                                  # a job listed twice is built once
+    for i, k in enumerate(keys):
+        first.setdefault(k, i)
+    entries: list[dict | None] = [None] * len(jobs)
+    if use_cache:
+        for k, i in first.items():
+            entries[i] = cache.load_entry(cache.cache_dir() / f"{k}.pt")
+    todo = [i for i in first.values() if entries[i] is None]
+    if cost is not None:
+        todo.sort(key=lambda i: -cost(jobs[i][0]))
+    n = min(n_workers or workers(), len(todo))
+    if dev.type == "cpu" and n > 1:
+        from joblib import Parallel, delayed
+
+        bar = progress(len(todo), f"training {len(todo)} models on {n} processes")
+        run = Parallel(n_jobs=n, backend="loky", return_as="generator")
+        for i, entry in zip(todo, run(delayed(_job)(jobs[i][1], jobs[i][2], jobs[i][0],
+                                                    use_cache) for i in todo)):
+            entries[i] = entry
+            bar.update(1)
+        bar.close()
+        if use_cache:
+            for i in todo:
+                entries[i] = cache.cached(jobs[i][0], lambda i=i: jobs[i][1](*jobs[i][2]))
+    else:
+        for i in todo:
+            config, fn, args = jobs[i]
+            entries[i] = cache.cached(config, lambda: fn(*args), use_cache=use_cache)
+    return [entries[first[k]] for k in keys]
