@@ -13,16 +13,28 @@ train           the book's recipe: the in-memory trainer ``fit``, ``train_lenet(
 jobs            devices, thread counts, progress bars, the process pool (``train``)
 stacked         many LeNet-5s as one network, for the TReLU sweep (Ch. 2)
 cache           the content-addressed model cache (every chapter)
-recos           anchors, patches, rectified correlations, magnitude x cosine (Ch. 1)
-sign_confusion  sign confusion, grey-scale reversal, paired anchors, ablation (Ch. 2)
-sphere          patches on the unit sphere, spherical k-means, anchor matching (Ch. 3)
+recos           anchors, patches, rectified correlations, magnitude x cosine (Ch. 1);
+                the cascade d = B_L ... B_1 x: stages, hooks, RECOS recomputation (Ch. 5)
+sign_confusion  sign confusion, grey-scale reversal, paired anchors (Ch. 2)
+ablation        which activation? the ablation and the TReLU sweep (Ch. 2, Sec. 2.8)
+sphere          patches on the unit sphere, spherical k-means, anchor matching (Ch. 3);
+                mean |cos| and nearest-neighbour cosine of a vector set (Ch. 5)
+sphere_null     anchors against random directions: exact E|cos|, layer stats, t-SNE (Ch. 5)
+photos          scikit-image's photographs by name, RGB uint8 or grey in [0, 1] (Ch. 2, 4, 5)
 anchor_training how anchors form; k-means initialisation of conv1 (Ch. 3)
+anchor_summary  Ch. 3's measurements as plain dicts: matching, geometry, formation, init arms
 backgrounds     digits on natural backgrounds, the mnist-back-image recipe (Ch. 4)
-cascade         one conv layer against two: algebra and clutter response (Ch. 4)
-alexnet         AlexNet (ImageNet weights) or the MiniAlexNet fallback; anchors (Ch. 5)
+cascade         one conv layer against two: the two networks and their training (Ch. 4)
+cascade_algebra the linearised cascade, anchor-position vectors and their variance (Ch. 4)
+bg_accuracy     accuracy on clean and background digits; the gap investigated (Ch. 4)
+clutter         where the clutter goes: digit and background units of a layer (Ch. 4)
+alexnet         AlexNet (ImageNet weights) or the MiniAlexNet fallback; its inputs (Ch. 5)
+alexnet_report  Chapter 5's readings as plain dicts: protocol, layers, rectifiers, reversal
+alexnet_figures the figures and tables of Chapter 5
 results         deterministic results files (every chapter)
 plots           the book's figure style and result tables (every chapter)
-pages           the front page "Paper vs this book", from the results files
+claims          every claim of the paper and its follow-ups, with its one rule (Ch. 2-5)
+pages           the front page "Paper vs this book": renders the chapters' verdicts
 cli             ``recos-book run``: papermill, then Jupyter Book
 kernel_fixes    keeps papermill from hanging on a lost shell-socket wake-up (``cli``)
 sphinx_fixes    a small Sphinx extension for the built book

@@ -16,18 +16,16 @@ matrix, plus the bias) and R is the rectifier. The paper illustrates this on Ale
   images and *trained here* on MNIST or Fashion-MNIST (cached, several seeds in parallel
   through ``train.run_jobs``). Which weights were used is always reported
   (:attr:`Networks.weights`); random weights are never presented as trained ones.
-* **the cascade**: ``recos_stages`` names the stages (conv1..conv5, fc6, fc7: the layers
-  followed by a rectifier; fc8 is the linear classifier), ``record_cascade`` records the
-  input x_l, the correlations A_l x_l and the rectified output B_l x_l of every stage with
-  forward hooks, ``stage_errors`` checks each recorded stage against the RECOS computation
-  of Chapter 1 (``recos.recos_layer``, ``recos.rectified_correlation``).
-* **anchors on the sphere**: ``mean_abs_cos`` (pairwise |cos| of anchors),
-  ``expected_abs_cos`` (the exact value for random directions in R^N), ``layer_stats``
-  (anchors and anchor-position vectors alpha_n = A^T e_n against Gaussian random vectors of
-  the same shape), ``tsne_with_random`` (a 2-D t-SNE map of both).
-* **rectification on real photographs**: ``photographs`` (scikit-image's bundled photos),
-  ``prepare_imagenet`` / ``prepare_grey``, ``zero_fractions`` (fraction of responses each
-  rectifier sets to zero), ``topk`` (top classes of a photo and of its grey-scale reversal).
+* **inputs and outputs**: ``photographs`` (scikit-image's bundled photos, through
+  :mod:`recos_utils.photos`), ``prepare_imagenet`` / ``prepare_grey`` (a photo as either
+  network's input), ``topk`` (top classes of an input and of its grey-scale reversal),
+  ``anchor_images`` (conv1's anchors as images).
+
+The rest of Chapter 5 lives beside the concepts it uses: the cascade's stages and hooks in
+:mod:`recos_utils.recos` (``recos_stages``, ``record_cascade``, ``stage_errors``,
+``zero_fractions``), the anchors on the sphere in :mod:`recos_utils.sphere` and
+:mod:`recos_utils.sphere_null`, the chapter's readings in :mod:`recos_utils.alexnet_report`
+and its figures in :mod:`recos_utils.alexnet_figures`.
 """
 from __future__ import annotations
 
@@ -36,7 +34,6 @@ import dataclasses
 import hashlib
 import inspect
 import io
-import math
 import os
 import socket
 from dataclasses import dataclass, field
@@ -47,18 +44,15 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from . import recos
+from . import photos as _photos
 from .data import load_dataset, reverse_grey
-from .train import RECIPE, Recipe, evaluate, fit, resolve_device, run_jobs, to_input
+from .train import RECIPE, Recipe, evaluate, fit, resolve_device, run_jobs
 
 __all__ = [
     "IMAGENET", "WeightsUnavailable", "imagenet_weights", "imagenet_file", "sha256_matches",
     "load_imagenet_alexnet", "MiniAlexNet", "fallback_config", "train_fallback",
-    "Networks", "load_networks", "Stage", "recos_stages", "record_cascade", "stage_errors",
-    "zero_fractions", "abs_cos_pairs", "mean_abs_cos", "mean_nn_cos", "expected_abs_cos",
-    "null_abs_cos", "subsample", "gaussian_like", "layer_stats", "tsne_with_random", "PHOTOS",
-    "photographs", "grey_image", "prepare_imagenet", "prepare_grey", "topk", "anchor_images",
-    "cos_histograms", "tsne_grid", "cascade_figure", "zeroed_figure", "topk_figure",
+    "Networks", "load_networks", "PHOTOS", "photographs", "grey_image", "prepare_imagenet",
+    "prepare_grey", "topk", "anchor_images",
 ]
 
 #: The name of torchvision's ImageNet weights for AlexNet.
@@ -298,230 +292,6 @@ def load_networks(weights: str = "auto", *, dataset: str = "fashion-mnist", seed
                     None, [h for _, h in pairs], list(seeds), dataset)
 
 
-# --------------------------------------------------------------------------- the cascade
-@dataclass
-class Stage:
-    """One stage B_l = R o A_l: the correlating layer A_l and its rectifier R (or None)."""
-
-    name: str
-    layer: nn.Module
-    rectifier: nn.Module | None
-
-
-def recos_stages(model: nn.Module, rectified_only: bool = True) -> list[Stage]:
-    """The layers of an AlexNet-like network in forward order, named as in AlexNet.
-
-    Convolutions are conv1, conv2, ...; linear layers continue the count (fc6, fc7, fc8 in
-    AlexNet). A layer's rectifier is the ReLU module that directly follows it. With
-    ``rectified_only`` the last layer (the classifier, no rectifier) is left out.
-    """
-    mods = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear, nn.ReLU))]
-    stages, n = [], 0
-    for i, m in enumerate(mods):
-        if isinstance(m, nn.ReLU):
-            continue
-        n += 1
-        name = f"conv{n}" if isinstance(m, nn.Conv2d) else f"fc{n}"
-        rect = mods[i + 1] if i + 1 < len(mods) and isinstance(mods[i + 1], nn.ReLU) else None
-        if rect is not None or not rectified_only:
-            stages.append(Stage(name, m, rect))
-    return stages
-
-
-@torch.no_grad()
-def record_cascade(model: nn.Module, x: torch.Tensor, stages: list[Stage] | None = None):
-    """Run ``model`` on ``x``, recording every stage with forward hooks.
-
-    Returns ``(records, output)`` with ``records[name] = {"input": x_l, "pre": A_l x_l,
-    "post": R(A_l x_l) = B_l x_l}`` (copies: AlexNet's in-place ReLU would otherwise
-    overwrite ``pre``) and the network's output.
-    """
-    stages = recos_stages(model) if stages is None else stages
-    records: dict[str, dict[str, torch.Tensor]] = {}
-    handles = []
-
-    def on_layer(rec):
-        def hook(mod, inp, out):
-            rec["input"] = inp[0].detach().clone()
-            rec["pre"] = out.detach().clone()
-        return hook
-
-    def on_rect(rec):
-        def hook(mod, inp, out):
-            rec["post"] = out.detach().clone()
-        return hook
-
-    for st in stages:
-        rec = records.setdefault(st.name, {})
-        handles.append(st.layer.register_forward_hook(on_layer(rec)))
-        if st.rectifier is not None:
-            handles.append(st.rectifier.register_forward_hook(on_rect(rec)))
-    was_training = model.training
-    model.eval()
-    try:
-        out = model(x.to(next(model.parameters()).device))
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
-    return records, out
-
-
-@torch.no_grad()
-def stage_errors(records: dict, stages: list[Stage]) -> dict[str, float]:
-    """Largest |difference| between each recorded B_l x_l and the RECOS computation of it.
-
-    Convolutions are recomputed with ``recos.recos_layer`` (unfold into patches, correlate
-    with the anchors, add the bias, rectify), linear layers with
-    ``recos.rectified_correlation``; both use only the recorded input x_l and the weights.
-    """
-    err = {}
-    for st in stages:
-        rec = records[st.name]
-        x = rec["input"]
-        if isinstance(st.layer, nn.Conv2d):
-            y = recos.recos_layer(x, st.layer)
-        else:
-            b = None if st.layer.bias is None else st.layer.bias.detach()
-            y = recos.rectified_correlation(x, recos.anchors(st.layer), b)
-        err[st.name] = (y - rec["post"]).abs().max().item()
-    return err
-
-
-@torch.no_grad()
-def zero_fractions(model: nn.Module, x: torch.Tensor, batch_size: int = 256,
-                   stages: list[Stage] | None = None) -> dict[str, torch.Tensor]:
-    """Per input, the fraction of each stage's responses that its rectifier sets to zero.
-
-    A response is zeroed when its correlation A_l x_l is <= 0. Returns ``{name: tensor of
-    len(x)}``; inputs are float tensors (the network's input format), run in batches on the
-    model's device.
-    """
-    stages = recos_stages(model) if stages is None else stages
-    dev = next(model.parameters()).device
-    parts: dict[str, list[torch.Tensor]] = {s.name: [] for s in stages}
-    for i in range(0, len(x), batch_size):
-        records, _ = record_cascade(model, x[i:i + batch_size].to(dev), stages)
-        for s in stages:
-            pre = records[s.name]["pre"]
-            parts[s.name].append((pre <= 0).flatten(1).float().mean(1).cpu())
-    return {k: torch.cat(v) for k, v in parts.items()}
-
-
-# --------------------------------------------------------------------------- anchors on the sphere
-def _unit(v: torch.Tensor) -> torch.Tensor:
-    v = v.double()
-    return v / v.norm(dim=1, keepdim=True).clamp_min(1e-300)
-
-
-def abs_cos_pairs(v: torch.Tensor) -> torch.Tensor:
-    """|cos| of every pair i < j of rows of ``v`` (K x N), as a vector of K(K-1)/2 values."""
-    u = _unit(v)
-    g = u @ u.T
-    i, j = torch.triu_indices(len(u), len(u), offset=1)
-    return g[i, j].abs()
-
-
-def mean_abs_cos(v: torch.Tensor) -> float:
-    """Mean |cos| over all pairs of rows of ``v`` (K x N): 0 for orthogonal anchors."""
-    return abs_cos_pairs(v).mean().item()
-
-
-def mean_nn_cos(v: torch.Tensor) -> float:
-    """Mean over rows of the cosine to the nearest other row (how tightly rows cluster)."""
-    u = _unit(v)
-    g = u @ u.T
-    g.fill_diagonal_(-2.0)
-    return g.max(dim=1).values.mean().item()
-
-
-def expected_abs_cos(n: int) -> float:
-    """E|cos| between two independent uniformly random directions in R^n (n >= 2).
-
-    The cosine t has density proportional to (1 - t^2)^((n-3)/2) on [-1, 1], so
-    E|t| = Gamma(n/2) / (sqrt(pi) Gamma((n+1)/2)), about sqrt(2 / (pi n)) for large n.
-    """
-    return math.exp(math.lgamma(n / 2) - math.lgamma((n + 1) / 2)) / math.sqrt(math.pi)
-
-
-def null_abs_cos(n: int, k: int) -> tuple[float, float]:
-    """Mean and standard deviation of ``mean_abs_cos`` for k independent random directions
-    in R^n: the chance level an anchor set is compared with.
-
-    For independent isotropic vectors the K(K-1)/2 pair cosines are pairwise independent
-    (given u_i, cos(u_i, u_j) and cos(u_i, u_k) are functions of independent u_j, u_k whose
-    laws do not depend on u_i), so Var(mean) = Var(|t|) / M with M = K(K-1)/2 pairs and
-    Var(|t|) = E[t^2] - (E|t|)^2 = 1/n - (E|t|)^2.
-    """
-    e = expected_abs_cos(n)
-    m = k * (k - 1) // 2
-    return e, math.sqrt(max(1.0 / n - e * e, 0.0) / max(m, 1))
-
-
-def subsample(v: torch.Tensor, max_rows: int, seed: int = 0) -> torch.Tensor:
-    """At most ``max_rows`` rows of ``v``, chosen at random (seeded) if there are more."""
-    if len(v) <= max_rows:
-        return v
-    g = torch.Generator().manual_seed(seed)
-    return v[torch.randperm(len(v), generator=g)[:max_rows].sort().values]
-
-
-def gaussian_like(v: torch.Tensor, seed: int = 0) -> torch.Tensor:
-    """Gaussian random vectors of the same shape as ``v`` (seeded, double precision)."""
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(v.shape, generator=g, dtype=torch.float64)
-
-
-def layer_stats(layer: nn.Module, max_rows: int = 1024, seed: int = 0) -> dict:
-    """Anchors and anchor-position vectors of one layer against Gaussian random vectors.
-
-    Anchors: the K rows a_k of A (K x N). Anchor-position vectors: the N rows
-    alpha_n = A^T e_n (N x K). Each set is subsampled to ``max_rows`` rows and compared with
-    Gaussian random vectors of the same shape: mean pairwise |cos| and mean cosine to the
-    nearest neighbour. ``expected_abs_cos_random`` is the exact value for random directions
-    and ``abs_cos_z`` how many null standard deviations (``null_abs_cos``) above it the
-    anchors lie.
-    """
-    a = recos.anchors(layer).cpu()
-    apv = recos.anchor_position_vectors(a)
-    out = {"n_anchors": a.shape[0], "dim": a.shape[1]}
-    for key, v in (("", a), ("apv_", apv)):
-        v = subsample(v, max_rows, seed)
-        r = gaussian_like(v, seed + 1)
-        out[f"{key}n_used"] = len(v)
-        out[f"{key}mean_abs_cos"] = mean_abs_cos(v)
-        out[f"{key}mean_abs_cos_random"] = mean_abs_cos(r)
-        e, sd = null_abs_cos(v.shape[1], len(v))
-        out[f"{key}expected_abs_cos_random"] = e
-        out[f"{key}abs_cos_z"] = (out[f"{key}mean_abs_cos"] - e) / sd
-        out[f"{key}mean_nn_cos"] = mean_nn_cos(v)
-        out[f"{key}mean_nn_cos_random"] = mean_nn_cos(r)
-    return out
-
-
-def tsne_with_random(v: torch.Tensor, max_points: int = 150, seed: int = 0,
-                     max_iter: int = 500) -> tuple[np.ndarray, np.ndarray]:
-    """A joint 2-D t-SNE map of the unit vectors of ``v``'s rows and of as many Gaussian
-    random vectors of the same dimension. Returns (points of v, points of the random set).
-
-    Both sets are normalised to the unit sphere, so map distances reflect angles (the chord
-    2 sin(theta/2) of Chapter 1). Perplexity is min(30, (n - 1) / 3) for n points in all.
-    """
-    from sklearn.manifold import TSNE
-    from threadpoolctl import threadpool_limits
-
-    v = subsample(v.detach().cpu(), max_points, seed)
-    r = gaussian_like(v, seed + 1)
-    x = torch.cat([_unit(v), _unit(r)]).numpy()
-    perplexity = float(min(30.0, (len(x) - 1) / 3))
-    # one thread: deterministic, and many times faster than oversubscribed OpenMP on a
-    # busy machine (measured: 22 s -> 1.4 s for 300 points)
-    with threadpool_limits(1):
-        emb = TSNE(2, perplexity=perplexity, init="pca", random_state=seed,
-                   max_iter=max_iter, n_jobs=1).fit_transform(x)
-    return emb[:len(v)], emb[len(v):]
-
-
 # --------------------------------------------------------------------------- photographs
 #: Photographs bundled with scikit-image (they load offline); the cat comes first.
 PHOTOS = ("chelsea", "astronaut", "coffee", "camera", "rocket", "coins", "moon", "clock",
@@ -531,31 +301,26 @@ PHOTOS = ("chelsea", "astronaut", "coffee", "camera", "rocket", "coins", "moon",
 def photographs(names=PHOTOS) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """Load scikit-image's photographs as float RGB arrays (H x W x 3, values in [0, 1]).
 
-    Grey photographs are repeated into three channels. Returns ``(photos, skipped)``:
-    ``skipped`` maps a name that did not load (some need a download) to the reason.
+    Grey photographs are repeated into three channels (``photos.rgb``). Returns
+    ``(photos, skipped)``: ``skipped`` maps a name that did not load (some need a
+    download) to the reason.
     """
-    import skimage.data
     from skimage.util import img_as_float
 
     photos, skipped = {}, {}
     for name in names:
         try:
-            img = getattr(skimage.data, name)()
+            img = _photos.rgb(name)
         except Exception as e:  # missing optional download (pooch), no network ...
             skipped[name] = f"{type(e).__name__}: {e}".splitlines()[0]
             continue
-        img = img_as_float(np.asarray(img))
-        if img.ndim == 2:
-            img = np.repeat(img[:, :, None], 3, axis=2)
-        photos[name] = np.ascontiguousarray(img[:, :, :3])
+        photos[name] = np.ascontiguousarray(img_as_float(img))
     return photos, skipped
 
 
 def grey_image(photo: np.ndarray) -> np.ndarray:
-    """The luminance of an RGB photograph (H x W, in [0, 1])."""
-    from skimage.color import rgb2gray
-
-    return rgb2gray(photo)
+    """The luminance of an RGB photograph (H x W, in [0, 1]): ``photos.luminance``."""
+    return _photos.luminance(photo)
 
 
 def prepare_imagenet(photo: np.ndarray, grey: bool = False, reverse: bool = False) -> torch.Tensor:
@@ -605,144 +370,3 @@ def anchor_images(conv: nn.Conv2d) -> torch.Tensor:
     lo = w.amin(dim=(1, 2, 3), keepdim=True)
     hi = w.amax(dim=(1, 2, 3), keepdim=True)
     return ((w - lo) / (hi - lo).clamp_min(1e-12)).permute(0, 2, 3, 1)
-
-
-# --------------------------------------------------------------------------- figures
-def _plt():
-    import matplotlib.pyplot as plt
-
-    from .plots import COLORS
-
-    return plt, COLORS
-
-
-def cos_histograms(pairs: dict[str, torch.Tensor], random_pairs: dict[str, torch.Tensor],
-                   title: str):
-    """One panel per layer: histograms of pairwise |cos| of the anchors and of Gaussian
-    random vectors of the same shape (means marked); returns the figure."""
-    plt, colors = _plt()
-    names = list(pairs)
-    fig, axes = plt.subplots(1, len(names), figsize=(1.75 * len(names), 2.3), sharey=False)
-    for ax, name in zip(np.atleast_1d(axes), names):
-        a, r = pairs[name].numpy(), random_pairs[name].numpy()
-        bins = np.linspace(0, max(a.max(), r.max(), 1e-3), 25)
-        ax.hist(r, bins=bins, density=True, color="0.6", alpha=0.6, label="random")
-        ax.hist(a, bins=bins, density=True, color=colors[0], alpha=0.6, label="anchors")
-        ax.axvline(r.mean(), color="0.3", lw=1, ls="--")
-        ax.axvline(a.mean(), color=colors[0], lw=1.2)
-        ax.set_title(name, fontsize=9)
-        ax.set_xlabel("|cos|", fontsize=8)
-        ax.set_yticks([])
-        ax.tick_params(labelsize=7)
-    np.atleast_1d(axes)[0].legend(fontsize=7, loc="upper right")
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return fig
-
-
-def tsne_grid(maps: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]], title: str):
-    """Rows: anchors, anchor-position vectors; columns: layers. Each panel is a t-SNE map
-    of the layer's unit vectors (colour) and as many Gaussian random directions (grey)."""
-    plt, colors = _plt()
-    names = list(maps)
-    rows = [("anchors", "anchors $a_k$"), ("apv", r"anchor-position $\alpha_n$")]
-    fig, axes = plt.subplots(2, len(names), figsize=(1.75 * len(names), 3.9), squeeze=False)
-    for j, name in enumerate(names):
-        for i, (key, label) in enumerate(rows):
-            ax = axes[i, j]
-            emb, emb_r = maps[name][key]
-            ax.scatter(emb_r[:, 0], emb_r[:, 1], s=5, color="0.65", label="random")
-            ax.scatter(emb[:, 0], emb[:, 1], s=5, color=colors[i * 3], label=label)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.grid(False)
-            if i == 0:
-                ax.set_title(name, fontsize=9)
-            if j == 0:
-                ax.set_ylabel(label, fontsize=8)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return fig
-
-
-def cascade_figure(image: np.ndarray, records: dict, stages: list[Stage], title: str):
-    """The cascade on one input: the input, then for each conv stage B_l x the map of its
-    most active channel, and the fc stages' response vectors (sorted)."""
-    plt, colors = _plt()
-    convs = [s.name for s in stages if isinstance(s.layer, nn.Conv2d)]
-    fcs = [s.name for s in stages if not isinstance(s.layer, nn.Conv2d)]
-    fig = plt.figure(figsize=(1.45 * (len(convs) + 1), 3.9))
-    gs = fig.add_gridspec(2, len(convs) + 1, height_ratios=[1.1, 1])
-    ax = fig.add_subplot(gs[0, 0])
-    ax.imshow(image, cmap="gray" if image.ndim == 2 else None)
-    ax.set_title("input x", fontsize=8)
-    ax.axis("off")
-    for j, name in enumerate(convs, start=1):
-        post = records[name]["post"][0]
-        k = int(post.flatten(1).mean(1).argmax())
-        ax = fig.add_subplot(gs[0, j])
-        ax.imshow(post[k].cpu().numpy(), cmap="magma")
-        ax.set_title(f"$B_{j}$ ({name})\nchannel {k}, "
-                     f"{post.shape[-2]}x{post.shape[-1]}", fontsize=7)
-        ax.axis("off")
-    half = (len(convs) + 1) // 2
-    spans = [slice(0, half), slice(half, len(convs) + 1)]
-    for (name, span), c in zip(zip(fcs, spans), colors):
-        ax = fig.add_subplot(gs[1, span])
-        post = records[name]["post"][0].cpu()
-        v = post.sort(descending=True).values.numpy()
-        ax.bar(np.arange(len(v)), v, width=1.0, color=c)
-        zero = float((post == 0).float().mean())
-        ax.set_title(f"$B_{len(convs) + fcs.index(name) + 1}$ ({name}): {len(v)} responses, "
-                     f"sorted; {zero:.0%} are zero", fontsize=8)
-        ax.set_xticks([])
-        ax.tick_params(labelsize=7)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return fig
-
-
-def zeroed_figure(fractions: dict[str, np.ndarray], labels: list[str], title: str):
-    """Bars: per stage, the mean fraction of responses its rectifier zeroes; dots: each
-    input (one row of ``fractions[name]`` per input)."""
-    plt, colors = _plt()
-    names = list(fractions)
-    fig, ax = plt.subplots(figsize=(6.4, 3.0))
-    means = [float(np.mean(fractions[n])) for n in names]
-    ax.bar(names, means, color=colors[0], alpha=0.5, label="mean over photographs")
-    rng = np.random.default_rng(0)
-    for i, n in enumerate(names):
-        f = np.asarray(fractions[n])
-        ax.scatter(i + rng.uniform(-0.2, 0.2, len(f)), f, s=10, color=colors[3], zorder=3,
-                   label="one photograph" if i == 0 else None)
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("fraction zeroed by R")
-    ax.legend(fontsize=8, loc="upper left")
-    ax.set_title(title)
-    fig.tight_layout()
-    return fig
-
-
-def topk_figure(images: list[np.ndarray], tops: list[list[tuple[str, float]]],
-                titles: list[str], suptitle: str):
-    """Each input above its top-k classes (horizontal bars of probability)."""
-    plt, colors = _plt()
-    n = len(images)
-    fig, axes = plt.subplots(2, n, figsize=(3.0 * n, 4.2), height_ratios=[1.2, 1],
-                             squeeze=False)
-    for j in range(n):
-        ax = axes[0, j]
-        img = images[j]
-        ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=1)
-        ax.set_title(titles[j], fontsize=9)
-        ax.axis("off")
-        ax = axes[1, j]
-        names = [t[0][:22] for t in tops[j]][::-1]
-        probs = [t[1] for t in tops[j]][::-1]
-        ax.barh(names, probs, color=colors[j % len(colors)])
-        ax.set_xlim(0, 1)
-        ax.tick_params(labelsize=7)
-        ax.set_xlabel("probability", fontsize=8)
-    fig.suptitle(suptitle, fontsize=10)
-    fig.tight_layout()
-    return fig

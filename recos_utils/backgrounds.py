@@ -39,6 +39,7 @@ import functools
 import numpy as np
 import torch
 
+from . import photos as _photos
 from .data import Dataset
 
 __all__ = ["SEEN_PHOTOS", "UNSEEN_PHOTOS", "VAR_MIN", "SIZE", "BLOCK", "STROKE", "REGIMES",
@@ -67,19 +68,15 @@ _LUMA = np.array([0.2125, 0.7154, 0.0721])
 
 @functools.lru_cache(maxsize=None)
 def photo(name: str) -> np.ndarray:
-    """The grey uint8 version of ``skimage.data.<name>()`` (read-only array)."""
-    import skimage.data
+    """The grey uint8 version of ``skimage.data.<name>()`` (read-only array).
 
-    if name == "stereo_motorcycle":
-        img = skimage.data.stereo_motorcycle()[0]
-    else:
-        img = getattr(skimage.data, name)()
-    img = np.asarray(img)
-    if img.dtype != np.uint8:
-        raise ValueError(f"photograph {name!r} is not an 8-bit image ({img.dtype})")
+    Loaded by :func:`recos_utils.photos.read` (the left view of ``stereo_motorcycle``);
+    colour photographs become ``rint(RGB @ _LUMA)`` (ITU-R 709 luma), grey ones are kept.
+    """
+    img = _photos.read(name)
     if img.ndim == 3:
-        img = np.clip(np.rint(img[..., :3].astype(np.float64) @ _LUMA), 0, 255).astype(np.uint8)
-    img.setflags(write=False)
+        img = np.clip(np.rint(img.astype(np.float64) @ _LUMA), 0, 255).astype(np.uint8)
+        img.setflags(write=False)
     return img
 
 

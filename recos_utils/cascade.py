@@ -1,30 +1,23 @@
-"""One conv layer against two: the cascade, its algebra and its response to clutter (Chapter 4).
+"""One conv layer against two: the two networks and their training (Chapter 4, Sec. 4.2).
 
-Kuo (2016), Sec. 4, asks what a two-layer cascade gives that one layer cannot. Linearised
-(no rectifier), two layers compute ``z = B^T A^T x = C^T x`` with ``C = A B`` (the columns of
-A and B are the anchor vectors of the two layers), one layer ``z = D^T x``: algebraically
-the same family. The difference lies in the rectifier between them and in the
-**anchor-position vectors** ``alpha_n = A^T e_n`` (the n-th element of every first-layer
-anchor), through which the second layer weighs positions: ``c_nl = alpha_n . b_l``.
+Kuo (2016), Sec. 4, asks what a two-layer cascade gives that one layer cannot. Chapter 4
+answers with an experiment on digits on natural backgrounds (:mod:`recos_utils.backgrounds`)
+and two networks that end their convolutional part with the same 16 rectified maps of 5x5:
 
-This module holds
-
-* :class:`OneLayerNet`, the one-conv-layer counterpart of LeNet-5 (a 13x13 layer of 16
-  anchors: receptive field 13 against LeNet-5's 14, 61,854 parameters against 61,706;
-  :func:`receptive_field` and :func:`count_params` compute both), and :class:`Normalised`,
-  which puts an input normalisation (per-image mean removal, or standardisation) in front
-  of either network;
+* LeNet-5 (:class:`recos_utils.models.LeNet5`, two conv layers) and :class:`OneLayerNet`, its
+  one-conv-layer counterpart (a 13x13 layer of 16 anchors: receptive field 13 against
+  LeNet-5's 14, 61,854 parameters against 61,706; :func:`receptive_field` and
+  :func:`count_params` compute both, :func:`network_counts` tabulates them);
+* :class:`Normalised`, which puts an input normalisation (per-image mean removal, or
+  standardisation, Sec. 4.5) in front of either network;
 * the training job for :func:`recos_utils.train.run_jobs` (:func:`build_entry`, a
-  module-level function) and :func:`train_nets`, which trains a list of configs in one
-  parallel call, on clean or on background digits (:mod:`recos_utils.backgrounds`);
-* the linear algebra check ``B^T A^T x = (A B)^T x`` (:func:`linear_cascade_check`), the
-  anchor-position vectors and their variance per position (:func:`position_variance`),
-  both built on :func:`recos_utils.recos.anchors` / ``anchor_position_vectors``;
-* the layer geometry (:func:`layer_masks`: which units of a layer look at digit pixels),
-  :func:`energy_share` (the share of rectified response energy on background units) and
-  :func:`clutter_change` (how much the background changes a rectified map);
-* the investigation of the "almost the same accuracy" claim: :func:`accuracy_by_hidden`
-  and :func:`almost_same_verdict`, and the figure :func:`plot_responses`.
+  module-level function) and :func:`train_nets`, which trains a list of :class:`NetConfig`
+  in one parallel call, on clean or on background digits, with the book's one recipe.
+
+The algebra of the cascade (Sec. 4.3, 4.7) is in :mod:`recos_utils.cascade_algebra`, the
+accuracy tables and the investigation of the gap (Sec. 4.4-4.5) in
+:mod:`recos_utils.bg_accuracy`, the clutter measurements on the layers (Sec. 4.6) in
+:mod:`recos_utils.clutter`.
 """
 from __future__ import annotations
 
@@ -38,20 +31,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from . import recos
 from .backgrounds import on_backgrounds
 from .data import load_dataset
 from .models import LeNet5
-from .plots import html_table  # noqa: F401 (re-exported for Chapter 4)
 from .train import RECIPE, Recipe, fit, lenet_cost, resolve_device, run_jobs
 
 __all__ = ["OneLayerNet", "Normalised", "NetConfig", "build_model", "build_entry",
            "train_nets", "count_params", "conv_params", "receptive_field", "rectified_layers",
-           "layer_masks", "energy_share", "clutter_change", "linear_cascade_check",
-           "position_variance", "digit_mask", "accuracy_by_hidden", "almost_same_verdict",
-           "position_split", "variance_split", "plot_responses", "rectifier_gap", "compare",
-           "html_table",
-           "NETS", "TRAIN_SETS", "NORMS"]
+           "network_counts", "NETS", "TRAIN_SETS", "NORMS"]
 
 NETS = ("two_layer", "one_layer")
 TRAIN_SETS = ("clean", "background")
@@ -158,16 +145,19 @@ def build_model(config: NetConfig) -> Normalised:
 def _code_hash() -> str:
     """Hash of the code that determines a trained network here: part of every cache key.
 
-    The source of the background generator and of this module's model and training
-    definitions (not of its analysis functions, whose edits need no retraining);
+    The source of the background generator (and of the photograph loader it reads) and of
+    this module's model and training definitions (not of its analysis functions, whose
+    edits need no retraining);
     models.py, train.py and data.py enter through :func:`recos_utils.cache.config_key`.
     """
     import inspect
 
-    from . import backgrounds
+    from . import backgrounds, photos
 
     h = hashlib.sha256(Path(backgrounds.__file__).read_bytes())
-    for obj in (OneLayerNet, Normalised, NetConfig, build_model, _training_set, build_entry):
+    h.update(Path(photos.__file__).read_bytes())
+    for obj in (OneLayerNet, Normalised, NetConfig, build_model, _training_set_cached,
+                _training_set, build_entry):
         h.update(inspect.getsource(obj).encode())
     return h.hexdigest()[:16]
 
@@ -268,276 +258,9 @@ def receptive_field(model: nn.Module, layer: str | None = None) -> int:
     return int(rows.max() - rows.min() + 1)
 
 
-# --- geometry: digit and background units --------------------------------------------
-
-def digit_mask(digits: torch.Tensor, dilate: int = 1) -> torch.Tensor:
-    """Float mask (N x 1 x 28 x 28) of the digit region: ink (> 0) dilated by ``dilate`` px."""
-    m = (digits > 0).float().unsqueeze(1) if digits.dim() == 3 else (digits > 0).float()
-    if dilate > 0:
-        m = F.max_pool2d(m, 2 * dilate + 1, stride=1, padding=dilate)
-    return m
-
-
-def layer_masks(model: nn.Module, mask: torch.Tensor) -> dict[str, torch.Tensor]:
-    """The input ``mask`` carried to every conv and pooling map of ``model``.
-
-    A unit is given the mask value at the centre of its receptive field: the network's own
-    padding, kernel sizes and pooling are applied with centre-tap (delta) kernels and
-    average pooling, so the result is aligned exactly with the maps of ``features``
-    (N x 1 x H x W, values in [0, 1]): relu1, pool1 (and relu2, pool2 for LeNet-5).
-    """
-    net = _inner(model)
-
-    def centre(m, conv):
-        k = conv.kernel_size[0]
-        delta = torch.zeros(1, 1, k, k, dtype=m.dtype)
-        delta[0, 0, k // 2, k // 2] = 1.0
-        return F.conv2d(m, delta)
-
-    def pool(m, layer):
-        k = layer.kernel_size if isinstance(layer.kernel_size, int) else layer.kernel_size[0]
-        return F.avg_pool2d(m, k)
-
-    out = {}
-    m = F.pad(mask, (2, 2, 2, 2), value=0.0)
-    out["relu1"] = m = centre(m, net.conv1)
-    out["pool1"] = m = pool(m, net.pool1)
-    if isinstance(net, LeNet5):
-        out["relu2"] = m = centre(m, net.conv2)
-        out["pool2"] = pool(m, net.pool2)
-    return out
-
-
-@torch.no_grad()
-def energy_share(model: nn.Module, images: torch.Tensor, digits: torch.Tensor,
-                 dilate: int = 1) -> dict[str, dict[str, float]]:
-    """Share of rectified response energy that falls on background units, per layer.
-
-    ``images`` are the network inputs (uint8, e.g. digits on backgrounds), ``digits`` the
-    clean digits they were made from, which define the digit region (:func:`digit_mask`).
-    A unit counts as background when the centre of its receptive field lies outside the
-    digit region. Returns, per rectified layer, ``{"energy": share of sum y^2 on background
-    units, "area": share of background units, "ratio": mean energy of a background unit
-    over that of a digit unit}``. The ratio compares layers of different geometry: 1 means
-    no preference, below 1 the layer's responses crowd onto the digit.
-    """
-    from .train import to_input
-
-    feats = model.features(to_input(images))
-    masks = layer_masks(model, digit_mask(digits, dilate))
-    out = {}
-    for layer in rectified_layers(model):
-        bg = (masks[layer] < 0.5).float()
-        e = feats[layer].pow(2).sum(1, keepdim=True)
-        e_bg, e_all = float((e * bg).sum()), float(e.sum())
-        a_bg = float(bg.mean())
-        share = e_bg / max(e_all, 1e-12)
-        ratio = (share / a_bg) / max((1 - share) / max(1 - a_bg, 1e-12), 1e-12) \
-            if 0 < a_bg < 1 else float("nan")
-        out[layer] = {"energy": share, "area": a_bg, "ratio": ratio}
-    return out
-
-
-@torch.no_grad()
-def clutter_change(model: nn.Module, images: torch.Tensor, digits: torch.Tensor) -> dict:
-    """How much the background changes each rectified map, relative to the clean digit's.
-
-    ``sum ||y(image) - y(digit)||^2 / sum ||y(digit)||^2`` per rectified layer, over the
-    images (uint8 ``images`` on backgrounds, ``digits`` the same digits clean). Unlike
-    :func:`energy_share` it needs no digit/background split of the units, so layers with
-    different receptive fields compare fairly: 0 means the layer ignores the background.
-    """
-    from .train import to_input
-
-    fy, fx = model.features(to_input(images)), model.features(to_input(digits))
-    return {layer: float((fy[layer] - fx[layer]).pow(2).sum()
-                         / fx[layer].pow(2).sum().clamp_min(1e-12))
-            for layer in rectified_layers(model)}
-
-
-@torch.no_grad()
-def accuracy_by_hidden(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
-                       hidden: torch.Tensor, edges=(0.0, 0.01, 0.1, 0.3, 1.0)) -> list[dict]:
-    """Accuracy on the images whose hidden-stroke share lies in each bin [lo, hi).
-
-    The last bin includes its upper edge. Returns ``[{"lo", "hi", "n", "acc"}, ...]``
-    (``acc`` None for an empty bin).
-    """
-    from .train import predict
-
-    ok = (predict(model, images) == labels).float()
-    out = []
-    for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])):
-        last = i == len(edges) - 2
-        sel = (hidden >= lo) & ((hidden <= hi) if last else (hidden < hi))
-        n = int(sel.sum())
-        out.append({"lo": float(lo), "hi": float(hi), "n": n,
-                    "acc": float(ok[sel].mean()) if n else None})
-    return out
-
-
-def _below(gap_pp: float) -> str:
-    """'1.23 points below' / '0.40 points above' for an accuracy gap in points."""
-    return f"{abs(gap_pp):.2f} points {'below' if gap_pp >= 0 else 'above'}"
-
-
-def compare(ratio: float, spread: float = 0.0, tol: float = 0.05) -> str:
-    """'higher', 'lower' or 'about the same': ``ratio`` against 1, beyond ``tol`` and twice
-    the seed-to-seed ``spread`` (a ratio within both of 1 is 'about the same')."""
-    margin = max(tol, 2.0 * spread)
-    if ratio > 1.0 + margin:
-        return "higher"
-    if ratio < 1.0 - margin:
-        return "lower"
-    return "about the same"
-
-
-def almost_same_verdict(rows: dict[str, dict[str, float]], threshold_pp: float) -> dict:
-    """Does retraining on backgrounds give "almost the same" accuracy as clean digits?
-
-    ``rows`` maps a training variant to ``{"reference": clean-trained accuracy on clean
-    test digits (same training length), "background": its accuracy on background test
-    digits, "visible": the same on the test digits whose strokes the background does not
-    hide, "reference_visible": the clean-trained accuracy on those digits, clean}``
-    (``reference_visible`` defaults to ``reference``). "Almost the same" is the book's
-    reading: a gap of at most ``threshold_pp`` percentage points. Returns the best variant
-    (smallest gap), its gaps (points), whether the claim holds overall and on visible
-    digits, and a sentence saying so.
-    """
-    gaps = {k: 100.0 * (r["reference"] - r["background"]) for k, r in rows.items()}
-    best = min(gaps, key=lambda k: (gaps[k], k))
-    gap = gaps[best]
-    r = rows[best]
-    gap_vis = 100.0 * (r.get("reference_visible", r["reference"]) - r["visible"])
-    holds, holds_vis = gap <= threshold_pp, gap_vis <= threshold_pp
-    where, where_vis = _below(gap), _below(gap_vis)
-    same = "the clean-trained one's accuracy on those digits without background"
-    thr = f"(the book's threshold: {threshold_pp:g} percentage points)"
-    if holds:
-        text = (f"The claim holds: the best background-trained LeNet-5 ({best}) is {where} the "
-                f"clean-trained one's clean accuracy {thr}.")
-    elif holds_vis:
-        text = (f"The claim holds only for the digits the background leaves visible: overall "
-                f"the best background-trained LeNet-5 ({best}) is {where} the clean-trained "
-                f"one's clean accuracy, but on the digits with no hidden stroke pixel it is "
-                f"{where_vis} {same} {thr}.")
-    else:
-        text = (f"The claim does not hold in these runs: the best background-trained LeNet-5 "
-                f"({best}) is {where} the clean-trained one's clean accuracy; even on the "
-                f"digits with no hidden stroke pixel it is {where_vis} {same} {thr}.")
-    return {"best": best, "gap_pp": gap, "gap_visible_pp": gap_vis, "gaps_pp": gaps,
-            "holds": holds, "holds_visible": holds_vis, "text": text}
-
-
-# --- the algebra of the cascade -------------------------------------------------------
-
-def linear_cascade_check(first: nn.Module, second: nn.Module, x: torch.Tensor) -> dict:
-    """Check z = B^T (A^T x) = C^T x with C = A B, and c_nl = alpha_n . b_l.
-
-    ``first`` and ``second`` are consecutive linear layers (A: N x K, columns the K anchors
-    of ``first``; B: K x L); ``x`` is M x N. Computed in double precision. Returns the
-    largest absolute errors of the two identities and the scale of z.
-    """
-    A = recos.anchors(first).double().T            # N x K
-    B = recos.anchors(second).double().T           # K x L
-    x = x.double()
-    z2 = (x @ A) @ B                               # rows: B^T A^T x
-    C = A @ B
-    z1 = x @ C                                     # rows: C^T x
-    alpha = recos.anchor_position_vectors(recos.anchors(first).double())  # N x K: alpha_n = A^T e_n
-    c_from_alpha = torch.stack([alpha[n] @ B for n in range(A.shape[0])])
-    return {"z_max_abs_err": float((z2 - z1).abs().max()), "z_scale": float(z2.abs().max()),
-            "c_max_abs_err": float((c_from_alpha - C).abs().max()),
-            "shape_A": list(A.shape), "shape_B": list(B.shape), "shape_C": list(C.shape)}
-
-
-@torch.no_grad()
-def rectifier_gap(first: nn.Module, second: nn.Module, x: torch.Tensor) -> float:
-    """How far the rectified cascade is from its linearisation, relative (0: identical).
-
-    ``||B^T Rec(A^T x + a) - B^T (A^T x + a)|| / ||B^T (A^T x + a)||`` over the rows of
-    ``x``, with the layers' own biases ``a``; the output bias of ``second`` cancels.
-    """
-    h = first(x)
-    lin = second(h) - second.bias
-    rec = second(torch.relu(h)) - second.bias
-    return float((rec - lin).norm() / lin.norm().clamp_min(1e-12))
-
-
-def position_variance(layer: nn.Module, channels: int, side: int) -> torch.Tensor:
-    """Variance of the anchor-position vectors, as a map over input positions.
-
-    ``layer``'s anchors have dimension ``channels * side * side`` (layout channel, row,
-    column). Each input element n gives alpha_n = A^T e_n (one entry per anchor); its
-    variance over the anchors is averaged over channels, giving a side x side map.
-    """
-    a = recos.anchors(layer)                               # K x (C s s)
-    alpha = recos.anchor_position_vectors(a)               # (C s s) x K
-    var = alpha.var(dim=1)                                 # per element n
-    return var.reshape(channels, side, side).mean(0)
-
-
-def position_split(model: nn.Module, digits: torch.Tensor, dilate: int = 1) -> torch.Tensor:
-    """Boolean map of the last pooled layer (5x5): True where the digit usually is.
-
-    The digit region of each image (:func:`digit_mask`) is carried to the pooled map
-    (:func:`layer_masks`) and averaged over the images; a position counts as a digit
-    position when at least half of the images have ink at its centre.
-    """
-    masks = layer_masks(model, digit_mask(digits, dilate))
-    last = "pool2" if "pool2" in masks else "pool1"
-    return masks[last].mean(0)[0] >= 0.5
-
-
-def variance_split(var_map: torch.Tensor, digit_positions: torch.Tensor) -> dict:
-    """Mean anchor-position variance at digit and at background positions, and their ratio."""
-    d, b = float(var_map[digit_positions].mean()), float(var_map[~digit_positions].mean())
-    return {"digit": d, "background": b, "ratio": b / d,
-            "n_digit": int(digit_positions.sum()), "n_background": int((~digit_positions).sum())}
-
-
-def plot_responses(model: nn.Module, one_layer: nn.Module, images: torch.Tensor,
-                   digit: torch.Tensor, row_titles: list[str]):
-    """The paper's layer-response figure: conv1, relu1, conv2, relu2 maps, per input row.
-
-    ``images`` (uint8, R x 28 x 28) are one digit on R backgrounds; ``digit`` is the clean
-    digit, which picks the channels shown (the one with the most rectified energy on it).
-    The last column adds the one-layer network's rectified map for comparison.
-    """
-    import matplotlib.pyplot as plt
-
-    from .train import to_input
-
-    with torch.no_grad():
-        f2 = model.features(to_input(images))
-        f1 = one_layer.features(to_input(images))
-        c2 = model.features(to_input(digit[None]))
-        c1 = one_layer.features(to_input(digit[None]))
-    k1 = int(c2["relu1"][0].pow(2).sum((1, 2)).argmax())
-    k2 = int(c2["relu2"][0].pow(2).sum((1, 2)).argmax())
-    k3 = int(c1["relu1"][0].pow(2).sum((1, 2)).argmax())
-    cols = [("input", lambda i: images[i].float(), "gray"),
-            (f"conv1 [{k1}]", lambda i: f2["conv1"][i, k1], "RdBu_r"),
-            (f"relu1 [{k1}]", lambda i: f2["relu1"][i, k1], "magma"),
-            (f"conv2 [{k2}]", lambda i: f2["conv2"][i, k2], "RdBu_r"),
-            (f"relu2 [{k2}]", lambda i: f2["relu2"][i, k2], "magma"),
-            (f"one-layer relu1 [{k3}]", lambda i: f1["relu1"][i, k3], "magma")]
-    fig, axes = plt.subplots(len(images), len(cols), figsize=(1.45 * len(cols),
-                                                              1.5 * len(images) + 0.4),
-                             squeeze=False)
-    for j, (title, get, cmap) in enumerate(cols):
-        maps = [get(i).numpy() for i in range(len(images))]
-        hi = max(float(abs(m).max()) for m in maps) or 1.0
-        for i, m in enumerate(maps):
-            ax = axes[i, j]
-            lo = -hi if cmap == "RdBu_r" else 0.0
-            ax.imshow(m, cmap=cmap, vmin=lo, vmax=hi if j else 255, interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.grid(False)
-            if i == 0:
-                ax.set_title(title, fontsize=8)
-            if j == 0:
-                ax.set_ylabel(row_titles[i], fontsize=8)
-    fig.tight_layout(pad=0.3)
-    return fig
+def network_counts(models: dict[str, nn.Module]) -> dict[str, dict[str, int]]:
+    """Sec. 4.2's table: per network name, ``{"params", "conv_params", "receptive_field",
+    "conv_layers"}`` (the receptive field of the last rectified conv map, in pixels)."""
+    return {net: {"params": count_params(m), "conv_params": conv_params(m),
+                  "receptive_field": receptive_field(m),
+                  "conv_layers": len(rectified_layers(m))} for net, m in models.items()}

@@ -10,11 +10,17 @@ Notation follows Kuo (2016), Sec. 2 as restated in the book's Chapter 1:
   (``augment``, ``tied_bias``);
 * by positive homogeneity, Rec(a . x) = ||a|| ||x|| Rec(cos theta)
   (``magnitude_cosine``);
-* anchor-position vectors alpha_n = A^T e_n (Chapter 4, ``anchor_position_vectors``).
+* anchor-position vectors alpha_n = A^T e_n (Chapter 4, ``anchor_position_vectors``);
+* a CNN as the cascade d = B_L ... B_1 x, B_l = R o A_l (Chapter 5, Sec. 5.5):
+  ``recos_stages`` names a network's stages (:class:`Stage`: the correlating layer A_l and
+  its rectifier R), ``record_cascade`` records x_l, A_l x_l and B_l x_l with forward hooks,
+  ``stage_errors`` recomputes every stage the RECOS way above (``recos_layer``,
+  ``rectified_correlation``), ``zero_fractions`` counts what each rectifier sets to zero.
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
@@ -22,7 +28,8 @@ import torch.nn.functional as F
 
 __all__ = ["anchors", "patches", "remove_mean", "rectified_correlation", "recos_layer",
            "magnitude_cosine", "augment", "tied_bias", "geodesic_distance", "cosine",
-           "anchor_position_vectors", "unit_circle_example"]
+           "anchor_position_vectors", "unit_circle_example", "Stage", "recos_stages",
+           "record_cascade", "stage_errors", "zero_fractions"]
 
 
 def anchors(layer: nn.Module) -> torch.Tensor:
@@ -125,3 +132,112 @@ def unit_circle_example(theta_x: float, anchor_angles: list[float]) -> dict:
     return {"x": x, "anchors": a, "correlation": corr, "rectified": torch.relu(corr),
             "angle_deg": torch.tensor([abs(t - theta_x) for t in anchor_angles])}
 
+
+# --------------------------------------------------------------------------- the cascade (Ch. 5)
+@dataclass
+class Stage:
+    """One stage B_l = R o A_l: the correlating layer A_l and its rectifier R (or None)."""
+
+    name: str
+    layer: nn.Module
+    rectifier: nn.Module | None
+
+
+def recos_stages(model: nn.Module, rectified_only: bool = True) -> list[Stage]:
+    """The layers of an AlexNet-like network in forward order, named as in AlexNet.
+
+    Convolutions are conv1, conv2, ...; linear layers continue the count (fc6, fc7, fc8 in
+    AlexNet). A layer's rectifier is the ReLU module that directly follows it. With
+    ``rectified_only`` the last layer (the classifier, no rectifier) is left out.
+    """
+    mods = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear, nn.ReLU))]
+    stages, n = [], 0
+    for i, m in enumerate(mods):
+        if isinstance(m, nn.ReLU):
+            continue
+        n += 1
+        name = f"conv{n}" if isinstance(m, nn.Conv2d) else f"fc{n}"
+        rect = mods[i + 1] if i + 1 < len(mods) and isinstance(mods[i + 1], nn.ReLU) else None
+        if rect is not None or not rectified_only:
+            stages.append(Stage(name, m, rect))
+    return stages
+
+
+@torch.no_grad()
+def record_cascade(model: nn.Module, x: torch.Tensor, stages: list[Stage] | None = None):
+    """Run ``model`` on ``x``, recording every stage with forward hooks.
+
+    Returns ``(records, output)`` with ``records[name] = {"input": x_l, "pre": A_l x_l,
+    "post": R(A_l x_l) = B_l x_l}`` (copies: AlexNet's in-place ReLU would otherwise
+    overwrite ``pre``) and the network's output.
+    """
+    stages = recos_stages(model) if stages is None else stages
+    records: dict[str, dict[str, torch.Tensor]] = {}
+    handles = []
+
+    def on_layer(rec):
+        def hook(mod, inp, out):
+            rec["input"] = inp[0].detach().clone()
+            rec["pre"] = out.detach().clone()
+        return hook
+
+    def on_rect(rec):
+        def hook(mod, inp, out):
+            rec["post"] = out.detach().clone()
+        return hook
+
+    for st in stages:
+        rec = records.setdefault(st.name, {})
+        handles.append(st.layer.register_forward_hook(on_layer(rec)))
+        if st.rectifier is not None:
+            handles.append(st.rectifier.register_forward_hook(on_rect(rec)))
+    was_training = model.training
+    model.eval()
+    try:
+        out = model(x.to(next(model.parameters()).device))
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    return records, out
+
+
+@torch.no_grad()
+def stage_errors(records: dict, stages: list[Stage]) -> dict[str, float]:
+    """Largest |difference| between each recorded B_l x_l and the RECOS computation of it.
+
+    Convolutions are recomputed with ``recos_layer`` (unfold into patches, correlate
+    with the anchors, add the bias, rectify), linear layers with
+    ``rectified_correlation``; both use only the recorded input x_l and the weights.
+    """
+    err = {}
+    for st in stages:
+        rec = records[st.name]
+        x = rec["input"]
+        if isinstance(st.layer, nn.Conv2d):
+            y = recos_layer(x, st.layer)
+        else:
+            b = None if st.layer.bias is None else st.layer.bias.detach()
+            y = rectified_correlation(x, anchors(st.layer), b)
+        err[st.name] = (y - rec["post"]).abs().max().item()
+    return err
+
+
+@torch.no_grad()
+def zero_fractions(model: nn.Module, x: torch.Tensor, batch_size: int = 256,
+                   stages: list[Stage] | None = None) -> dict[str, torch.Tensor]:
+    """Per input, the fraction of each stage's responses that its rectifier sets to zero.
+
+    A response is zeroed when its correlation A_l x_l is <= 0. Returns ``{name: tensor of
+    len(x)}``; inputs are float tensors (the network's input format), run in batches on the
+    model's device.
+    """
+    stages = recos_stages(model) if stages is None else stages
+    dev = next(model.parameters()).device
+    parts: dict[str, list[torch.Tensor]] = {s.name: [] for s in stages}
+    for i in range(0, len(x), batch_size):
+        records, _ = record_cascade(model, x[i:i + batch_size].to(dev), stages)
+        for s in stages:
+            pre = records[s.name]["pre"]
+            parts[s.name].append((pre <= 0).flatten(1).float().mean(1).cpu())
+    return {k: torch.cat(v) for k, v in parts.items()}

@@ -14,7 +14,61 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["to_plain", "results_dir", "write_results", "read_results", "mean_std"]
+__all__ = ["to_plain", "results_dir", "write_results", "read_results", "mean_std", "LAYOUTS",
+           "ResultsLayoutError", "check_layout"]
+
+#: The keys of each chapter's results file that other code reads: the claims registry
+#: (``claims``), the front page (``pages``) and the tests. Dotted paths; each must be
+#: present when the file is written. A chapter may write more keys than these.
+LAYOUTS: dict[str, list[str]] = {
+    "01_recos_model": ["quick", "conv1_frac_zeroed", "conv_relu_equals_recos.conv1_max_abs_err",
+                       "conv_relu_equals_recos.conv2_max_abs_err",
+                       "conv_relu_equals_recos.magnitude_cosine_max_abs_err"],
+    "02_sign_confusion": [
+        "quick", "dataset", "seeds", "claims", "protocol.epochs", "protocol.n_train",
+        "protocol.ablation_epochs", "protocol.ablation_n_train", "protocol.n_test",
+        "protocol.trelu_z", *(f"{k}.{m}" for k in ("baseline", "negated", "both_trained")
+                              for m in ("acc_original", "acc_reversed", "std_original",
+                                        "std_reversed")),
+        "baseline.n", "negated.max_abs_diff_from_swapped_baseline",
+        *(f"paired.{k}.{m}" for k in ("original_only", "both")
+          for m in ("acc_original", "acc_reversed")),
+        "ablation.relu", "ablation.identity", "ablation.abs", "ablation_avgpool.relu",
+        "ablation_avgpool.identity"],
+    "03_anchor_vectors": [
+        "quick", "dataset", "claims", "init.target_acc", "sparsity",
+        *(f"init.{a}.{m}" for a in ("kmeans", "random")
+          for m in ("steps_to_target", "final_acc", "n_seeds")),
+        *(f"kmeans_match.mean_cos_{w}" for w in ("learned", "untrained", "random"))],
+    "04_one_vs_two_layers": [
+        "quick", "dataset", "claims", "protocol.n_seeds", "background_energy_share",
+        "two_layer.params", "one_layer.params",
+        *(f"{net}.{tr}.{te}" for net in ("two_layer", "one_layer") for tr in ("clean", "background")
+          for te in ("clean", "background", "background_unseen"))],
+    "05_alexnet": ["quick", "claims", "weights", "layers"],
+}
+
+
+class ResultsLayoutError(ValueError):
+    """A chapter's results miss keys of its documented layout (:data:`LAYOUTS`)."""
+
+
+def check_layout(chapter: str, results: dict) -> None:
+    """Raise :class:`ResultsLayoutError` naming every key of ``LAYOUTS[chapter]`` that
+    ``results`` lacks (chapters without a documented layout pass)."""
+    missing = []
+    for path in LAYOUTS.get(chapter, []):
+        node = results
+        for part in path.split("."):
+            if not isinstance(node, dict) or part not in node:
+                missing.append(path)
+                break
+            node = node[part]
+    if missing:
+        raise ResultsLayoutError(
+            f"results of {chapter} lack {', '.join(missing)}: the layout in "
+            f"recos_utils.results.LAYOUTS says other code reads them; write them (or update "
+            f"LAYOUTS and its readers together)")
 
 
 def to_plain(obj: Any, digits: int = 6) -> Any:
@@ -50,6 +104,7 @@ def write_results(folder: str | os.PathLike | None, chapter: str, results: dict)
     """Write ``results`` to ``<folder>/<chapter>.json`` atomically; return the path.
 
     ``folder`` None means :func:`results_dir`'s default."""
+    check_layout(chapter, results)
     path = results_dir(folder) / f"{chapter}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(to_plain(results), sort_keys=True, indent=2) + "\n"

@@ -17,9 +17,13 @@ angle theta = arccos(x_i . x_j) (Kuo 2016, Sec. 2, as restated in Chapter 1):
   they are different anchors and must not count as a match (``signed=False`` uses |cos|);
 * ``angles``, ``pairwise_angles``, ``random_pairwise_angles``, ``angle_stats``: the
   geodesic distances among anchors, and the same statistics for random Gaussian vectors
-  of the same dimension (whose angles concentrate around 90 degrees, cos ~ N(0, 1/N)).
+  of the same dimension (whose angles concentrate around 90 degrees, cos ~ N(0, 1/N));
+* ``abs_cos_pairs``, ``mean_abs_cos``, ``mean_nn_cos``, ``subsample`` (Chapter 5, Sec. 5.3):
+  how far from orthogonal a set of vectors is (mean pairwise |cos|) and how tightly it
+  clusters (mean cosine to the nearest other vector), on torch tensors in float64. Their
+  chance levels for random directions are in :mod:`recos_utils.sphere_null`.
 
-Everything is numpy float64 and deterministic for a given seed. Nothing here knows about
+Everything is float64 and deterministic for a given seed. Nothing here knows about
 models or training.
 """
 from __future__ import annotations
@@ -34,8 +38,10 @@ import torch.nn.functional as F
 from . import recos
 
 __all__ = ["unit_rows", "unit_patches", "KMeansResult", "spherical_kmeans", "Match", "match",
-           "brute_force_match", "random_match_scores", "angles", "pairwise_angles", "random_unit_vectors",
-           "random_pairwise_angles", "angle_stats", "center_rows"]
+           "brute_force_match", "random_match_scores", "angles", "pairwise_angles",
+           "random_unit_vectors", "random_pairwise_angles", "angle_stats", "center_rows",
+           "unit_tensor_rows",
+           "abs_cos_pairs", "mean_abs_cos", "mean_nn_cos", "subsample"]
 
 
 def _np(a) -> np.ndarray:
@@ -270,3 +276,39 @@ def angle_stats(deg) -> dict:
     return {"mean": float(deg.mean()), "std": float(deg.std()), "min": float(deg.min()),
             "q05": float(np.quantile(deg, 0.05)), "median": float(np.median(deg)),
             "n_pairs": int(deg.size)}
+
+
+# --------------------------------------------------------------------------- |cos| of a set (Ch. 5)
+def unit_tensor_rows(v: torch.Tensor) -> torch.Tensor:
+    """Rows of a tensor scaled to unit length, in float64 (zero rows stay zero)."""
+    v = v.double()
+    return v / v.norm(dim=1, keepdim=True).clamp_min(1e-300)
+
+
+def abs_cos_pairs(v: torch.Tensor) -> torch.Tensor:
+    """|cos| of every pair i < j of rows of ``v`` (K x N), as a vector of K(K-1)/2 values."""
+    u = unit_tensor_rows(v)
+    g = u @ u.T
+    i, j = torch.triu_indices(len(u), len(u), offset=1)
+    return g[i, j].abs()
+
+
+def mean_abs_cos(v: torch.Tensor) -> float:
+    """Mean |cos| over all pairs of rows of ``v`` (K x N): 0 for orthogonal anchors."""
+    return abs_cos_pairs(v).mean().item()
+
+
+def mean_nn_cos(v: torch.Tensor) -> float:
+    """Mean over rows of the cosine to the nearest other row (how tightly rows cluster)."""
+    u = unit_tensor_rows(v)
+    g = u @ u.T
+    g.fill_diagonal_(-2.0)
+    return g.max(dim=1).values.mean().item()
+
+
+def subsample(v: torch.Tensor, max_rows: int, seed: int = 0) -> torch.Tensor:
+    """At most ``max_rows`` rows of ``v``, chosen at random (seeded) if there are more."""
+    if len(v) <= max_rows:
+        return v
+    g = torch.Generator().manual_seed(seed)
+    return v[torch.randperm(len(v), generator=g)[:max_rows].sort().values]

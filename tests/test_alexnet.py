@@ -1,18 +1,20 @@
-"""Chapter 5 (recos_utils.alexnet): the real ImageNet weight-loading path with a weight file
-in torchvision's format written here, the cascade recorded by hooks against a manual
-forward, rectifier counts, and the random-direction statistics against exact values."""
+"""Chapter 5 (recos_utils.alexnet, the cascade hooks of recos_utils.recos): the real ImageNet
+weight-loading path with a weight file in torchvision's format written here, the cascade
+recorded by hooks against a manual forward, rectifier counts, photographs and inputs.
+The random-direction statistics are tested in test_sphere.py."""
 import json
 import math
 import urllib.error
 
-import numpy as np
+import nbformat
+
 import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
 
-from recos_utils import alexnet
+from recos_utils import alexnet, recos
 from recos_utils.train import Recipe
 
 from conftest import needs_mnist
@@ -137,11 +139,11 @@ def test_auto_falls_back_to_a_network_trained_here(tmp_path, monkeypatch, no_dow
 # --------------------------------------------------------------------------- the cascade
 def test_stage_names_follow_alexnet():
     tv = torchvision.models.alexnet(weights=None)
-    names = [s.name for s in alexnet.recos_stages(tv)]
+    names = [s.name for s in recos.recos_stages(tv)]
     assert names == ["conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7"]
-    every = alexnet.recos_stages(tv, rectified_only=False)
+    every = recos.recos_stages(tv, rectified_only=False)
     assert every[-1].name == "fc8" and every[-1].rectifier is None
-    assert [s.name for s in alexnet.recos_stages(alexnet.MiniAlexNet())] == names
+    assert [s.name for s in recos.recos_stages(alexnet.MiniAlexNet())] == names
 
 
 def _manual_forward(model, x, convs):
@@ -173,8 +175,8 @@ def test_hooks_record_the_stages_of_a_manual_forward(kind):
         model = torchvision.models.alexnet(weights=None).double().eval()
         x = torch.randn(2, 3, 67, 67).double()
     ref, logits = _manual_forward(model, x, None)
-    stages = alexnet.recos_stages(model)
-    records, out = alexnet.record_cascade(model, x)
+    stages = recos.recos_stages(model)
+    records, out = recos.record_cascade(model, x)
     torch.testing.assert_close(out, logits, rtol=1e-10, atol=1e-10)
     assert list(records) == list(ref)
     for name, (xin, pre, post) in ref.items():
@@ -183,7 +185,7 @@ def test_hooks_record_the_stages_of_a_manual_forward(kind):
         torch.testing.assert_close(records[name]["post"], post, rtol=1e-10, atol=1e-10)
     assert (records["conv1"]["pre"] < 0).any()   # not overwritten by the in-place ReLU
     # every stage is a RECOS unit: unfold / correlate / add bias / rectify
-    errors = alexnet.stage_errors(records, stages)
+    errors = recos.stage_errors(records, stages)
     assert max(errors.values()) < 1e-10
     assert not model.training
 
@@ -192,90 +194,13 @@ def test_zero_fractions_equal_a_direct_count():
     torch.manual_seed(4)
     model = alexnet.MiniAlexNet().eval()
     x = torch.rand(10, 1, 28, 28)
-    fz = alexnet.zero_fractions(model, x, batch_size=3)     # batches must not matter
+    fz = recos.zero_fractions(model, x, batch_size=3)     # batches must not matter
     ref, _ = _manual_forward(model, x, None)
     for name, (_, pre, post) in ref.items():
         direct = (post == 0).flatten(1).float().mean(1)
         assert fz[name].shape == (10,)
         torch.testing.assert_close(fz[name], direct, rtol=0, atol=1e-6)
         assert ((pre <= 0) == (post == 0)).all()
-
-
-# --------------------------------------------------------------------------- statistics
-@pytest.mark.parametrize("n,value", [(2, 2 / math.pi), (3, 0.5), (4, 4 / (3 * math.pi))])
-def test_expected_abs_cos_exact_values(n, value):
-    assert alexnet.expected_abs_cos(n) == pytest.approx(value, rel=1e-12)
-
-
-def test_expected_abs_cos_against_simulation_and_asymptote():
-    g = torch.Generator().manual_seed(5)
-    for n in (10, 100):
-        u, v = torch.randn(200000, n, generator=g, dtype=torch.float64).chunk(2)
-        cos = (F.normalize(u, dim=1) * F.normalize(v, dim=1)).sum(1).abs()
-        assert cos.mean().item() == pytest.approx(alexnet.expected_abs_cos(n), abs=4e-3)
-    assert alexnet.expected_abs_cos(10000) == pytest.approx(math.sqrt(2 / (math.pi * 10000)),
-                                                            rel=1e-3)
-
-
-def test_null_spread_of_mean_abs_cos_matches_simulation():
-    n, k, reps = 30, 12, 1500
-    g = torch.Generator().manual_seed(6)
-    means = torch.tensor([alexnet.mean_abs_cos(torch.randn(k, n, generator=g))
-                          for _ in range(reps)])
-    e, sd = alexnet.null_abs_cos(n, k)
-    assert means.mean().item() == pytest.approx(e, abs=3 * sd / math.sqrt(reps))
-    assert means.std().item() == pytest.approx(sd, rel=0.08)
-
-
-def test_cosine_statistics_on_known_configurations():
-    eye = torch.eye(6)
-    assert alexnet.mean_abs_cos(eye) == pytest.approx(0.0, abs=1e-15)
-    v = torch.randn(1, 9)
-    pm = torch.cat([v, 2 * v, -v, -3 * v])          # all on one line through 0
-    assert alexnet.mean_abs_cos(pm) == pytest.approx(1.0, rel=1e-12)
-    assert alexnet.mean_nn_cos(pm) == pytest.approx(1.0, rel=1e-12)   # each has a same-sign twin
-    assert alexnet.mean_nn_cos(pm[[0, 2]]) == pytest.approx(-1.0, rel=1e-12)  # only opposites
-    assert alexnet.mean_nn_cos(eye) == pytest.approx(0.0, abs=1e-15)
-    pairs = alexnet.abs_cos_pairs(torch.randn(7, 4))
-    assert pairs.shape == (21,) and (pairs >= 0).all() and (pairs <= 1 + 1e-12).all()
-
-
-def test_random_vectors_of_the_same_shape_are_near_the_exact_value():
-    conv = nn.Conv2d(16, 64, 3)
-    stats = alexnet.layer_stats(conv, max_rows=1024, seed=0)
-    assert stats["n_anchors"] == 64 and stats["dim"] == 144
-    assert stats["apv_n_used"] == 144                        # alpha_n = A^T e_n, N of them
-    e, sd = alexnet.null_abs_cos(144, 64)
-    assert stats["mean_abs_cos_random"] == pytest.approx(e, abs=4 * sd)
-    assert stats["expected_abs_cos_random"] == pytest.approx(e)
-    # PyTorch's default init draws i.i.d. uniform weights: isotropic enough to be at chance
-    assert abs(stats["abs_cos_z"]) < 4
-    # subsampling caps the rows and is seeded
-    lin = nn.Linear(300, 500)
-    s1, s2 = alexnet.layer_stats(lin, 100, 1), alexnet.layer_stats(lin, 100, 1)
-    assert s1 == s2 and s1["n_used"] == 100 and s1["n_anchors"] == 500
-
-
-def test_structured_anchors_are_far_above_chance():
-    torch.manual_seed(7)
-    base = torch.randn(3, 50)
-    anchors = base[torch.randint(0, 3, (40,))] + 0.1 * torch.randn(40, 50)
-    conv = nn.Linear(50, 40)
-    with torch.no_grad():
-        conv.weight.copy_(anchors)
-    s = alexnet.layer_stats(conv)
-    assert s["abs_cos_z"] > 20 and s["mean_nn_cos"] > 0.9 > s["mean_nn_cos_random"]
-
-
-def test_tsne_map_is_seeded_and_separates_a_cluster_from_random_directions():
-    torch.manual_seed(8)
-    v = torch.randn(1, 30) + 0.05 * torch.randn(30, 30)
-    a1, r1 = alexnet.tsne_with_random(v, max_points=30, seed=0, max_iter=250)
-    a2, r2 = alexnet.tsne_with_random(v, max_points=30, seed=0, max_iter=250)
-    assert a1.shape == (30, 2) and r1.shape == (30, 2)
-    np.testing.assert_array_equal(a1, a2)
-    # the tight cluster occupies a much smaller part of the map than the random directions
-    assert a1.std(0).sum() < r1.std(0).sum()
 
 
 # --------------------------------------------------------------------------- photographs
@@ -339,3 +264,48 @@ def test_results_file_of_the_quick_book(quick_book):
         acc = r["fallback"]["test_acc"]
         assert acc["mean"] > 0.2 and acc["std"] >= 0      # trained: well above 10% chance
         assert 0 <= r["fallback"]["test_acc_reversed"]["mean"] <= 1
+
+
+def test_chapter_runs_end_to_end_on_imagenet_format_weights(torch_home_with_weights, tmp_path,
+                                                            monkeypatch):
+    """Chapter 5 executed by papermill in quick mode with ``-p WEIGHTS imagenet`` on the
+    torchvision-format file written here: every ImageNet-branch cell runs (no MNIST needed).
+    The network is made unreachable (proxies pointing at a closed local port)."""
+    from recos_utils import cli
+
+    home, path, _ = torch_home_with_weights
+    monkeypatch.setenv("TORCH_HOME", str(home))
+    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy"):
+        monkeypatch.setenv(var, "http://127.0.0.1:9")
+    for var in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    before = sorted(p.name for p in path.parent.iterdir())
+    nb = cli.find_root() / "book" / "05_alexnet.ipynb"
+    executed = cli.execute_chapter(nb, tmp_path, quick=True, device="cpu",
+                                   extra={"WEIGHTS": "imagenet"})
+    assert sorted(p.name for p in path.parent.iterdir()) == before     # nothing downloaded
+    r = json.loads((tmp_path / "results" / "05_alexnet.json").read_text())
+    assert r["weights"] == "IMAGENET1K_V1" and "alexnet-owt-7be5be79.pth" in r["weights_note"]
+    assert r["sha256_ok"] is False and "fallback" not in r    # random weights, reported as such
+    assert list(r["layers"]) == ["conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7"]
+    dims = {"conv1": (64, 3 * 11 * 11), "conv2": (192, 64 * 25), "conv3": (384, 192 * 9),
+            "conv4": (256, 384 * 9), "conv5": (256, 256 * 9)}
+    for name, (k, n) in dims.items():
+        e = r["layers"][name]
+        assert (e["n_anchors"], e["dim"]) == (k, n)
+        exact = math.exp(math.lgamma(n / 2) - math.lgamma((n + 1) / 2)) / math.sqrt(math.pi)
+        assert e["expected_abs_cos_random"] == pytest.approx(exact, rel=1e-5)
+        assert 0 < e["mean_abs_cos"] < 1 and 0 <= e["frac_zeroed"] <= 1
+    ratios = r["claims"]["deeper_clusters"]["numbers"]["ratios"]
+    want = [r["layers"][c]["mean_abs_cos"] / r["layers"][c]["mean_abs_cos_random"] for c in dims]
+    assert ratios == pytest.approx(want, rel=1e-4)
+    assert r["claims"]["deeper_clusters"]["verdict"].endswith("(quick run)")
+    cascade = r["cascade"]
+    assert max(cascade["stage_max_abs_err"].values()) < 1e-3 * max(cascade["max_response"], 1)
+    rev = r["reversal"]
+    assert len(rev["top5_grey"]) == 5 and len(rev["top5_reversed"]) == 5
+    assert 0 <= rev["top5_overlap"] <= 5 and 0 <= rev["top1_kept_fraction"] <= 1
+    assert rev["sign_confusion"] == (rev["top1_kept_fraction"] < 0.5)
+    out = nbformat.read(executed, as_version=4)
+    assert not [o for c in out.cells if c.cell_type == "code" for o in c.get("outputs", [])
+                if o.output_type == "error"]

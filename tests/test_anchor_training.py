@@ -151,6 +151,22 @@ def test_results_file_of_the_quick_book(quick_book):
         s = a["steps_to_97"]
         assert s is None or 0 < s <= r["formation"]["steps"]
         assert (s is None) == (a["n_reached_97"] < a["n_seeds"])
+    init = r["init"]
+    assert "supports_faster" not in init          # the claim is judged by the registry only
+    k, rnd = init["kmeans"]["steps_to_target"], init["random"]["steps_to_target"]
+    c = r["claims"]["kmeans_faster"]
+    assert (c["numbers"]["kmeans_steps"], c["numbers"]["random_steps"]) == (k, rnd)
+    assert c["holds"] == (None if k is None and rnd is None else
+                          k is not None and (rnd is None or k < rnd))
+    inf = float("inf")
+    per = [(inf if a is None else a, inf if b is None else b)
+           for a, b in zip(init["kmeans"]["steps_to_target_per_seed"],
+                           init["random"]["steps_to_target_per_seed"])]
+    assert init["n_sooner"] == sum(a < b for a, b in per)
+    assert init["n_later"] == sum(a > b for a, b in per)
+    assert init["early_acc_gain"] == pytest.approx(init["kmeans"]["early_acc"]
+                                                   - init["random"]["early_acc"])
+    assert m["claim"] in ("holds", "holds only loosely", "does not hold")
     assert set(r["sparsity"]) == {"conv1", "conv2", "fc1", "fc2"}
     assert all(0.0 <= v <= 1.0 for v in r["sparsity"].values())
     for g in r["geometry"].values():

@@ -83,6 +83,10 @@ def driver():
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
+    # Selenium Manager stays offline: no driver download, no usage statistics; the local
+    # chromedriver is named below, so the manager has nothing to look up.
+    os.environ["SE_OFFLINE"] = "true"
+    os.environ["SE_AVOID_STATS"] = "true"
     profile = tempfile.mkdtemp(prefix="recos-chromium-")
     opts = webdriver.ChromeOptions()
     opts.binary_location = _chromium()

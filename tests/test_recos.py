@@ -85,10 +85,23 @@ def test_anchor_position_vectors_give_the_cascade_coefficients():
     torch.manual_seed(5)
     A, B = torch.randn(4, 9), torch.randn(3, 4)   # layer 1: 4 anchors in R^9; layer 2: 3 in R^4
     alpha = recos.anchor_position_vectors(A)      # 9 x 4: alpha_n = A^T e_n
-    C = A.T @ B.T                                 # linearised two-layer anchors, 9 x 3
-    torch.testing.assert_close(alpha @ B.T, C)    # c_nl = alpha_n . b_l
-    x = torch.randn(9)
-    torch.testing.assert_close(B @ (A @ x), C.T @ x)
+    assert alpha.shape == (9, 4)
+    for n in range(9):                            # alpha_n is the n-th entry of every anchor
+        e_n = torch.zeros(9)
+        e_n[n] = 1.0
+        assert [float(v) for v in alpha[n]] == [float(A[k] @ e_n) for k in range(4)]
+    # the linearised two-layer anchors c_nl = alpha_n . b_l, against explicit sums
+    # c_nl = sum_k A_kn B_lk and against two bias-free nn.Linear layers applied in turn
+    C = alpha @ B.T
+    ref = torch.tensor([[sum(float(A[k, n]) * float(B[l, k]) for k in range(4)) for l in range(3)]
+                        for n in range(9)])
+    torch.testing.assert_close(C, ref, rtol=0, atol=1e-12)
+    lin1, lin2 = nn.Linear(9, 4, bias=False), nn.Linear(4, 3, bias=False)
+    with torch.no_grad():
+        lin1.weight.copy_(A)
+        lin2.weight.copy_(B)
+    x = torch.randn(5, 9)
+    torch.testing.assert_close(lin2(lin1(x)), x @ C, rtol=0, atol=1e-12)
 
 
 def test_unit_circle_example_matches_cosines():

@@ -40,3 +40,18 @@ def test_mean_std_is_the_sample_statistics():
     assert r["n"] == 3 and math.isclose(r["mean"], 7 / 3)
     assert math.isclose(r["std"], float(np.std([1, 2, 4], ddof=1)))
     assert mean_std([0.5]) == {"mean": 0.5, "std": 0.0, "n": 1}
+
+
+def test_a_documented_layout_is_checked_when_written(tmp_path):
+    from recos_utils.results import LAYOUTS, ResultsLayoutError
+
+    good = {"quick": True, "claims": {}, "weights": "w", "layers": {"conv1": {}}}
+    assert set(LAYOUTS["05_alexnet"]) <= set(good)
+    write_results(tmp_path, "05_alexnet", good)
+    bad = {k: v for k, v in good.items() if k != "layers"}
+    with pytest.raises(ResultsLayoutError, match="lack layers"):
+        write_results(tmp_path / "new", "05_alexnet", bad)
+    assert not (tmp_path / "new" / "05_alexnet.json").exists()
+    nested = {"quick": True, "conv1_frac_zeroed": 0.5, "conv_relu_equals_recos": {}}
+    with pytest.raises(ResultsLayoutError, match="conv_relu_equals_recos.conv1_max_abs_err"):
+        write_results(tmp_path, "01_recos_model", nested)

@@ -1,5 +1,7 @@
 """Tests of recos_utils.sphere (Chapter 3): patches on the sphere, spherical k-means,
-optimal matching and angle statistics, against references and invariants."""
+optimal matching and angle statistics, against references and invariants; and (Chapter 5)
+the |cos| statistics of a vector set and their null model (recos_utils.sphere_null)
+against exact values and simulation."""
 from __future__ import annotations
 
 import itertools
@@ -8,9 +10,10 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
-from recos_utils import recos, sphere
+from recos_utils import recos, sphere, sphere_null
 
 
 def planted(k=4, d=10, per=150, noise=0.15, seed=0):
@@ -169,3 +172,80 @@ def test_random_unit_vectors_are_unit_and_seeded():
     np.testing.assert_allclose(np.linalg.norm(u, axis=1), 1)
     assert np.array_equal(u, sphere.random_unit_vectors(10, 4, seed=5))
     np.testing.assert_allclose(sphere.center_rows(u).sum(1), 0, atol=1e-12)
+
+
+# --------------------------------------------------------------------------- |cos| of a set, null model (Ch. 5)
+@pytest.mark.parametrize("n,value", [(2, 2 / math.pi), (3, 0.5), (4, 4 / (3 * math.pi))])
+def test_expected_abs_cos_exact_values(n, value):
+    assert sphere_null.expected_abs_cos(n) == pytest.approx(value, rel=1e-12)
+
+
+def test_expected_abs_cos_against_simulation_and_asymptote():
+    g = torch.Generator().manual_seed(5)
+    for n in (10, 100):
+        u, v = torch.randn(200000, n, generator=g, dtype=torch.float64).chunk(2)
+        cos = (F.normalize(u, dim=1) * F.normalize(v, dim=1)).sum(1).abs()
+        assert cos.mean().item() == pytest.approx(sphere_null.expected_abs_cos(n), abs=4e-3)
+    assert sphere_null.expected_abs_cos(10000) == pytest.approx(math.sqrt(2 / (math.pi * 10000)),
+                                                            rel=1e-3)
+
+
+def test_null_spread_of_mean_abs_cos_matches_simulation():
+    n, k, reps = 30, 12, 1500
+    g = torch.Generator().manual_seed(6)
+    means = torch.tensor([sphere.mean_abs_cos(torch.randn(k, n, generator=g))
+                          for _ in range(reps)])
+    e, sd = sphere_null.null_abs_cos(n, k)
+    assert means.mean().item() == pytest.approx(e, abs=3 * sd / math.sqrt(reps))
+    assert means.std().item() == pytest.approx(sd, rel=0.08)
+
+
+def test_cosine_statistics_on_known_configurations():
+    eye = torch.eye(6)
+    assert sphere.mean_abs_cos(eye) == pytest.approx(0.0, abs=1e-15)
+    v = torch.randn(1, 9)
+    pm = torch.cat([v, 2 * v, -v, -3 * v])          # all on one line through 0
+    assert sphere.mean_abs_cos(pm) == pytest.approx(1.0, rel=1e-12)
+    assert sphere.mean_nn_cos(pm) == pytest.approx(1.0, rel=1e-12)   # each has a same-sign twin
+    assert sphere.mean_nn_cos(pm[[0, 2]]) == pytest.approx(-1.0, rel=1e-12)  # only opposites
+    assert sphere.mean_nn_cos(eye) == pytest.approx(0.0, abs=1e-15)
+    pairs = sphere.abs_cos_pairs(torch.randn(7, 4))
+    assert pairs.shape == (21,) and (pairs >= 0).all() and (pairs <= 1 + 1e-12).all()
+
+
+def test_random_vectors_of_the_same_shape_are_near_the_exact_value():
+    conv = nn.Conv2d(16, 64, 3)
+    stats = sphere_null.layer_stats(conv, max_rows=1024, seed=0)
+    assert stats["n_anchors"] == 64 and stats["dim"] == 144
+    assert stats["apv_n_used"] == 144                        # alpha_n = A^T e_n, N of them
+    e, sd = sphere_null.null_abs_cos(144, 64)
+    assert stats["mean_abs_cos_random"] == pytest.approx(e, abs=4 * sd)
+    assert stats["expected_abs_cos_random"] == pytest.approx(e)
+    # PyTorch's default init draws i.i.d. uniform weights: isotropic enough to be at chance
+    assert abs(stats["abs_cos_z"]) < 4
+    # subsampling caps the rows and is seeded
+    lin = nn.Linear(300, 500)
+    s1, s2 = sphere_null.layer_stats(lin, 100, 1), sphere_null.layer_stats(lin, 100, 1)
+    assert s1 == s2 and s1["n_used"] == 100 and s1["n_anchors"] == 500
+
+
+def test_structured_anchors_are_far_above_chance():
+    torch.manual_seed(7)
+    base = torch.randn(3, 50)
+    anchors = base[torch.randint(0, 3, (40,))] + 0.1 * torch.randn(40, 50)
+    conv = nn.Linear(50, 40)
+    with torch.no_grad():
+        conv.weight.copy_(anchors)
+    s = sphere_null.layer_stats(conv)
+    assert s["abs_cos_z"] > 20 and s["mean_nn_cos"] > 0.9 > s["mean_nn_cos_random"]
+
+
+def test_tsne_map_is_seeded_and_separates_a_cluster_from_random_directions():
+    torch.manual_seed(8)
+    v = torch.randn(1, 30) + 0.05 * torch.randn(30, 30)
+    a1, r1 = sphere_null.tsne_with_random(v, max_points=30, seed=0, max_iter=250)
+    a2, r2 = sphere_null.tsne_with_random(v, max_points=30, seed=0, max_iter=250)
+    assert a1.shape == (30, 2) and r1.shape == (30, 2)
+    np.testing.assert_array_equal(a1, a2)
+    # the tight cluster occupies a much smaller part of the map than the random directions
+    assert a1.std(0).sum() < r1.std(0).sum()
