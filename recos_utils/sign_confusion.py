@@ -42,6 +42,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .claims import clearly_greater
 from .models import LeNet5
 from .plots import html_table  # noqa: F401 (re-exported for Chapter 2)
 from .results import mean_std
@@ -354,13 +355,13 @@ def summarize(pairs: list[tuple[float, float]]) -> dict:
 
 def differs(a: dict, b: dict, key: str = "acc_original", k: float = 2.0) -> int:
     """+1 if a[key] > b[key] by more than k standard errors of the difference, -1 if
-    less, 0 if within the noise (with one seed, any difference counts)."""
+    less, 0 if within the noise (with one seed, any difference counts): the registry's
+    :func:`recos_utils.claims.clearly_greater`, in both directions."""
     sk = "std_" + key.split("_", 1)[1]
-    se = math.sqrt(a[sk] ** 2 / a["n"] + b[sk] ** 2 / b["n"])
-    d = a[key] - b[key]
-    if abs(d) <= k * se:
-        return 0
-    return 1 if d > 0 else -1
+    sides = [(a[key], a[sk], a["n"]), (b[key], b[sk], b["n"])]
+    if clearly_greater(*sides[0], *sides[1], k=k):
+        return 1
+    return -1 if clearly_greater(*sides[1], *sides[0], k=k) else 0
 
 
 def training_end(histories: list[dict]) -> dict:

@@ -11,9 +11,9 @@ which oneDNN's small convolutions and pooling serve faster.
 Several models at once: on the CPU every model trains on one thread and ``train_lenets``
 trains several side by side in worker processes (``jobs.run_jobs``), which keeps the
 weights bit-identical for a seed whatever the number of cores; on a GPU, models train one
-after another. Networks that differ only in their activation share their mini-batches and
-can train as one wide network (``stacked``, Chapter 2's ablation); ``fit`` accepts such a
-stack (its output is M x N x classes) as well as a single model.
+after another. TReLU networks that differ only in their threshold z share their
+mini-batches and train as one wide network (``stacked``, Chapter 2's sweep); ``fit`` accepts
+such a stack (its output is M x N x classes) as well as a single model.
 
 ``train_lenet(TrainConfig(...))`` (one model) and ``train_lenets([...])`` (many) are the
 entry points the chapters use: they train LeNet-5 (``models.LeNet5``) on a dataset from
