@@ -10,7 +10,8 @@ params          validating a chapter's parameters (every chapter)
 data            MNIST / Fashion-MNIST as in-memory uint8 tensors; grey-scale reversal
 models          LeNet-5 with activation and pooling by name (Ch. 1-4)
 train           the book's recipe: the in-memory trainer ``fit``, ``train_lenet(s)`` (Ch. 1-4)
-jobs            devices, thread counts, progress bars, the process pool (``train``)
+jobs            devices, threads, the process pool; ``job``: one train-and-cache key for
+                every model kind, with one code hash (every chapter)
 stacked         many LeNet-5s as one network, for the TReLU sweep (Ch. 2)
 cache           the content-addressed model cache (every chapter)
 recos           anchors, patches, rectified correlations, magnitude x cosine (Ch. 1);

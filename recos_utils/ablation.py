@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from .claims import trained
 from .models import LeNet5
 from .plots import COLORS
 from .sign_confusion import accuracy_pairs, differs, summarize
@@ -155,19 +156,19 @@ def trelu_figure(tables: dict[str, dict], title: str):
     return fig
 
 
-def ablation_reading(tables: dict[str, dict], trelu_z, untrained: float = 0.2) -> dict:
+def ablation_reading(tables: dict[str, dict], trelu_z) -> dict:
     """What the ablation says, as numbers and the words the chapter shows (Sec. 2.8).
 
     Comparisons use :func:`differs` (two standard errors of the seed-to-seed spread). A
-    network counts as untrained when its accuracy on the original test set is at most
-    ``untrained``; for the TReLU thresholds that did not train, the share of dead units
-    in the trained networks says why.
+    network that did not train (:func:`recos_utils.claims.trained`, the book's one test)
+    is left out of the comparisons; for the TReLU thresholds that did not train, the share
+    of dead units in the trained networks says why.
     """
     tmax, tavg = tables["max"], tables["avg"]
     lin, relu_avg, id_max, relu = tavg["identity"], tavg["relu"], tmax["identity"], tmax["relu"]
     d_max = differs(id_max, relu)
     names = [ablation_name("trelu", z) for z in trelu_z]
-    dead = [z for z, n in zip(trelu_z, names) if tmax[n]["acc_original"] <= untrained]
+    dead = [z for z, n in zip(trelu_z, names) if not trained(tmax[n])]
     alive = [(z, n) for z, n in zip(trelu_z, names) if z not in dead]
     best_z, best = max([(0.0, "relu")] + alive, key=lambda t: tmax[t[1]]["acc_original"])
     rev_best = max(t["acc_reversed"] for tab in tables.values() for t in tab.values())
@@ -211,19 +212,19 @@ def _pct(s: dict, key: str = "original") -> str:
     return f"{100 * s['acc_' + key]:.1f}%"
 
 
-def check_predictions(tab_max: dict, tab_avg: dict, trelu_z, untrained: float = 0.2) -> list[dict]:
+def check_predictions(tab_max: dict, tab_avg: dict, trelu_z) -> list[dict]:
     """RECOS's predictions for the activation ablation, checked against the results.
 
     ``tab_max`` / ``tab_avg``: result name -> summary (see :func:`summarize`) for max and
     average pooling. A comparison counts only beyond 2 standard errors (:func:`differs`).
-    Networks that did not train (original accuracy at most ``untrained``) are left out of
+    Networks that did not train (:func:`recos_utils.claims.trained`) are left out of
     the comparisons; a prediction about them alone is reported as not tested (held None).
     The two predictions that are the paper's own claims (the linear network falls short of
     ReLU; TReLU peaks near z = 0.5) are not here: :mod:`recos_utils.claims` judges them.
     Returns rows {activation, prediction, observed, held (True, False or None)}.
     """
     relu, rows = tab_max["relu"], []
-    ok = lambda n: tab_max[n]["acc_original"] > untrained
+    ok = lambda n: trained(tab_max[n])
     rect = ["relu", "leaky_relu"] + [ablation_name("trelu", z) for z in trelu_z]
     rect = [n for n in rect if n in tab_max and ok(n)]
     worst = max(tab_max[n]["acc_reversed"] for n in rect)

@@ -32,7 +32,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-import inspect
 import io
 import os
 import socket
@@ -46,6 +45,7 @@ import torch.nn as nn
 
 from . import photos as _photos
 from .data import load_dataset, reverse_grey
+from .jobs import entry, job
 from .train import RECIPE, Recipe, evaluate, fit, resolve_device, run_jobs
 
 __all__ = [
@@ -186,17 +186,11 @@ class MiniAlexNet(nn.Module):
         return self.classifier(torch.flatten(x, 1))
 
 
-def _arch_hash() -> str:
-    """Hash of the fallback's source (enters the cache key: a changed network retrains)."""
-    src = inspect.getsource(MiniAlexNet) + inspect.getsource(_build_fallback)
-    return hashlib.sha256(src.encode()).hexdigest()[:16]
-
-
 def fallback_config(dataset: str = "fashion-mnist", recipe: Recipe = RECIPE,
                     n_train: int | None = None, seed: int = 0,
                     n_test: int | None = None) -> dict:
     """The full config (and cache key) of one fallback network."""
-    return {"kind": "mini_alexnet", "arch": _arch_hash(), "widths": [16, 32, 48, 32, 32],
+    return {"widths": [16, 32, 48, 32, 32],
             "hidden": 256, "dataset": dataset, "recipe": dataclasses.asdict(recipe),
             "n_train": n_train, "seed": seed, "n_test": n_test}
 
@@ -214,7 +208,7 @@ def _build_fallback(config: dict, device: str, data_dir) -> dict:
     test = load_dataset(config["dataset"], "test", data_dir).subset(config["n_test"])
     hist["test_acc"] = evaluate(model, test.images, test.labels)
     hist["test_acc_reversed"] = evaluate(model, reverse_grey(test.images), test.labels)
-    return {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}, "history": hist}
+    return entry(model, hist)
 
 
 def train_fallback(dataset: str, seeds, *, recipe: Recipe = RECIPE, n_train: int | None = None,
@@ -223,7 +217,8 @@ def train_fallback(dataset: str, seeds, *, recipe: Recipe = RECIPE, n_train: int
     """Train (or load from the cache) one MiniAlexNet per seed, several at once."""
     dev = str(resolve_device(device))
     configs = [fallback_config(dataset, recipe, n_train, s, n_test=n_test) for s in seeds]
-    entries = run_jobs([(c, _build_fallback, (c, dev, data_dir)) for c in configs],
+    entries = run_jobs([job("mini_alexnet", c, _build_fallback, (c, dev, data_dir),
+                            code=(MiniAlexNet,)) for c in configs],
                        device=dev, use_cache=use_cache)
     out = []
     for c, e in zip(configs, entries):

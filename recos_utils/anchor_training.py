@@ -15,7 +15,7 @@ Two experiments of Chapter 3 need training runs that record more than the traine
   the six conv1 anchors. Test accuracy on a fixed subset is recorded every few steps.
 
 ``build_init_run`` is the module-level build function for ``train.run_jobs``; its cache
-key (``job_config``) holds the whole config plus a hash of this module and ``sphere.py``.
+key (``init_job``) holds the whole config plus the hash of the code that builds a run.
 
 Two probes of a trained LeNet-5 complete the chapter: ``top_patches`` (the input patches
 each conv1 anchor responds to most) and ``zeroed_fraction`` (per layer, the share of
@@ -25,9 +25,7 @@ y = Rec(Ax)).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -36,23 +34,15 @@ import torch.nn.functional as F
 
 from . import recos, sphere
 from .data import load_dataset
+from .jobs import entry, job
 from .train import RECIPE, Recipe, TrainConfig, evaluate, fit, resolve_device, run_jobs, to_input
 
 __all__ = ["LAYERS", "PatchConfig", "InitConfig", "patch_set", "cluster", "patch_centroids", "kmeans_init_conv1",
-           "snapshot_steps", "AnchorRecorder", "build_init_run", "job_config",
-           "run_init_experiment", "top_patches", "zeroed_fraction", "steps_to", "code_hash"]
+           "snapshot_steps", "AnchorRecorder", "build_init_run", "init_job",
+           "run_init_experiment", "top_patches", "zeroed_fraction", "steps_to"]
 
 #: The layers whose anchors are followed, with their names in the paper's LeNet-5.
 LAYERS = {"conv1": "C1", "conv2": "C3", "fc1": "C5", "fc2": "F6"}
-
-
-def code_hash() -> str:
-    """Hash of the code that builds a Chapter 3 run (this module and ``sphere.py``)."""
-    here = Path(__file__).parent
-    h = hashlib.sha256()
-    for name in ("anchor_training.py", "sphere.py", "recos.py"):
-        h.update((here / name).read_bytes())
-    return h.hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -153,9 +143,13 @@ class InitConfig:
                            recipe=self.recipe)
 
 
-def job_config(cfg: InitConfig) -> dict:
-    """The full cache key of a run: every field, the kind and the code hash."""
-    return dict(dataclasses.asdict(cfg), kind="ch3_anchor_init", code=code_hash())
+def init_job(cfg: InitConfig, device: str, data_dir=None) -> tuple:
+    """The ``run_jobs`` job of a run: its key is every field, the kind and the hash of the
+    code that builds it (this module's building code, the sphere's k-means)."""
+    return job("ch3_anchor_init", dataclasses.asdict(cfg), build_init_run,
+               (cfg, device, data_dir), code=(patch_set, cluster, patch_centroids,
+                                              kmeans_init_conv1, snapshot_steps, AnchorRecorder,
+                                              sphere, recos))
 
 
 def build_init_run(cfg: InitConfig, device: str, data_dir=None) -> dict:
@@ -176,20 +170,16 @@ def build_init_run(cfg: InitConfig, device: str, data_dir=None) -> dict:
                eval_sets={"test": (test.images[:cfg.n_eval], test.labels[:cfg.n_eval])},
                eval_every=cfg.eval_every, on_step=rec, desc=f"{cfg.init} init seed {cfg.seed}")
     model.cpu()
-    return {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
-            "history": hist,
-            "test_acc": evaluate(model, test.images, test.labels),
-            "snapshot_steps": torch.tensor(rec.taken),
-            "angles_to_final": rec.angles_to_final(),
-            "conv1_snapshots": torch.stack(rec.anchors["conv1"])}
+    return entry(model, hist, test_acc=evaluate(model, test.images, test.labels),
+                 snapshot_steps=torch.tensor(rec.taken), angles_to_final=rec.angles_to_final(),
+                 conv1_snapshots=torch.stack(rec.anchors["conv1"]))
 
 
 def run_init_experiment(configs: list[InitConfig], *, device: str = "cpu",
                         data_dir=None) -> list[dict]:
     """Train (or load from the cache) every run of ``configs`` in one parallel pass."""
     dev = str(resolve_device(device))
-    return run_jobs([(job_config(c), build_init_run, (c, dev, data_dir)) for c in configs],
-                    device=dev)
+    return run_jobs([init_job(c, dev, data_dir) for c in configs], device=dev)
 
 
 @torch.no_grad()

@@ -23,17 +23,17 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from . import backgrounds, photos
 from .backgrounds import on_backgrounds
 from .data import load_dataset
 from .models import LeNet5
+from .jobs import entry, job
 from .train import RECIPE, Recipe, fit, lenet_cost, resolve_device, run_jobs
 
 __all__ = ["OneLayerNet", "Normalised", "NetConfig", "build_model", "build_entry",
@@ -142,26 +142,6 @@ def build_model(config: NetConfig) -> Normalised:
     return Normalised(net, config.norm)
 
 
-def _code_hash() -> str:
-    """Hash of the code that determines a trained network here: part of every cache key.
-
-    The source of the background generator (and of the photograph loader it reads) and of
-    this module's model and training definitions (not of its analysis functions, whose
-    edits need no retraining);
-    models.py, train.py and data.py enter through :func:`recos_utils.cache.config_key`.
-    """
-    import inspect
-
-    from . import backgrounds, photos
-
-    h = hashlib.sha256(Path(backgrounds.__file__).read_bytes())
-    h.update(Path(photos.__file__).read_bytes())
-    for obj in (OneLayerNet, Normalised, NetConfig, build_model, _training_set_cached,
-                _training_set, build_entry):
-        h.update(inspect.getsource(obj).encode())
-    return h.hexdigest()[:16]
-
-
 @functools.lru_cache(maxsize=2)
 def _training_set_cached(dataset: str, n_train, train_set: str, bg_seed: int, data_dir):
     ds = load_dataset(dataset, "train", data_dir).subset(n_train)
@@ -183,8 +163,7 @@ def build_entry(config: NetConfig, device: str, data_dir=None) -> dict:
     model = build_model(config)
     hist = fit(model, ds.images, ds.labels, recipe=config.recipe, seed=config.seed,
                device=resolve_device(device), desc=config.name)
-    return {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
-            "history": hist}
+    return entry(model, hist)
 
 
 def train_nets(configs: list[NetConfig], *, device: str = "cpu", data_dir=None,
@@ -194,13 +173,16 @@ def train_nets(configs: list[NetConfig], *, device: str = "cpu", data_dir=None,
     Returns the models on the CPU in eval mode, in the order of ``configs``.
     """
     dev = str(resolve_device(device))
-    code = _code_hash()
-    jobs = [(dict(dataclasses.asdict(c), kind="ch4-cascade", code=code), build_entry,
-             (c, dev, data_dir)) for c in configs]
+    # the key names the background generator and the photographs it reads, and this
+    # module's model and training definitions (not its analysis functions)
+    code = (backgrounds, photos, OneLayerNet, Normalised, NetConfig, build_model,
+            _training_set_cached, _training_set)
+    jobs = [job("ch4-cascade", dataclasses.asdict(c), build_entry, (c, dev, data_dir), code=code)
+            for c in configs]
     models = []
-    for c, entry in zip(configs, run_jobs(jobs, device=dev, use_cache=use_cache, cost=_cost)):
+    for c, e in zip(configs, run_jobs(jobs, device=dev, use_cache=use_cache, cost=_cost)):
         m = build_model(c)
-        m.load_state_dict(entry["state_dict"])
+        m.load_state_dict(e["state_dict"])
         models.append(m.eval())
     return models
 

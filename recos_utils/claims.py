@@ -44,6 +44,12 @@ REPRODUCED, NOT_REPRODUCED = "reproduced", "not reproduced"
 QUICK_MARK = " (quick run)"
 
 
+def trained(summary: dict) -> bool:
+    """The book's one test of whether a network trained: its final training accuracy
+    (``train_acc_final``, the mean over seeds) is above ``TRAINED_ACC``."""
+    return summary["train_acc_final"] > TRAINED_ACC
+
+
 def clearly_greater(a: float, sa: float, na: int, b: float, sb: float, nb: int,
                     k: float = K_SE) -> bool:
     """``a`` beats ``b`` by more than ``k`` standard errors of the difference of the two

@@ -1,9 +1,13 @@
 """Where models train: the device, CPU threads, and worker processes (every chapter).
 
 ``resolve_device`` turns the chapters' ``DEVICE`` parameter into a device (or one clear
-error). ``run_jobs`` builds cache entries for a list of training jobs: already-cached ones
-are loaded, the rest are built on the CPU in a pool of worker processes, one thread each
-(``workers()`` of them), or one after another on a GPU. LeNet-5 is too small for one model
+error). Every trained model of the book, whatever its kind (LeNet-5, a TReLU stack, the
+one-layer net, paired anchors, k-means-initialised, the AlexNet stand-in), is trained and
+cached the same way: ``job(kind, config, build, args, code=...)`` makes its cache key (the
+full config, the kind and ``source_hash`` of the code that builds it), ``build(*args)``
+returns ``entry(model, history, ...)``, and ``run_jobs`` builds cache entries for a list
+of training jobs: already-cached ones are loaded, the rest are built on the CPU in a pool
+of worker processes, one thread each (``workers()`` of them), or one after another on a GPU. LeNet-5 is too small for one model
 to keep two cores busy, so the book trains several models side by side rather than one
 model on all cores; one thread per model also makes the weights bit-identical for a seed
 whatever the number of cores (``benchmarks/RESULTS.md``).
@@ -11,6 +15,8 @@ whatever the number of cores (``benchmarks/RESULTS.md``).
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import inspect
 import os
 import sys
 from typing import Callable
@@ -19,7 +25,8 @@ import torch
 
 from . import cache
 
-__all__ = ["DeviceError", "resolve_device", "threads_for", "progress", "workers", "run_jobs"]
+__all__ = ["DeviceError", "resolve_device", "threads_for", "progress", "workers", "source_hash",
+           "job", "entry", "run_jobs"]
 
 
 class DeviceError(RuntimeError):
@@ -72,6 +79,34 @@ def workers() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
         return max(1, os.cpu_count() or 1)
+
+
+def source_hash(*objects) -> str:
+    """The one code hash of the book's cache keys: SHA-256 (16 hex digits) of the source of
+    ``objects`` (functions, classes or whole modules), in order. It names the code that
+    decides what a model becomes; ``models.py``, ``train.py``, ``data.py`` and ``cache.py``
+    enter every key anyway (``cache.code_version``). Editing an analysis function that is
+    not listed needs no retraining."""
+    h = hashlib.sha256()
+    for obj in objects:
+        h.update(inspect.getsource(obj).encode())
+    return h.hexdigest()[:16]
+
+
+def job(kind: str, config: dict, build: Callable[..., dict], args: tuple,
+        code: tuple = ()) -> tuple[dict, Callable[..., dict], tuple]:
+    """One ``run_jobs`` job: its cache key is ``config`` (JSON-able: every field that
+    changes the trained model) plus ``kind`` and the ``source_hash`` of ``build`` and of
+    ``code``, the other functions, classes or modules that decide the model."""
+    key = dict(config, kind=kind, code=source_hash(build, *code))
+    return key, build, args
+
+
+def entry(model: torch.nn.Module, history: dict, **extra) -> dict:
+    """A cache entry: the model's ``state_dict`` on the CPU, its training history and any
+    ``extra`` tensors, lists or numbers measured with it."""
+    return {"state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "history": history, **extra}
 
 
 def _job(fn: Callable[..., dict], args: tuple, config: dict, use_cache: bool) -> dict | None:

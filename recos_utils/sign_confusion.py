@@ -33,8 +33,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
-import inspect
 import math
 
 import numpy as np
@@ -43,6 +41,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .claims import clearly_greater
+from .jobs import entry, job
 from .models import LeNet5
 from .plots import html_table  # noqa: F401 (re-exported for Chapter 2)
 from .results import mean_std
@@ -225,13 +224,6 @@ def paired_lenet(conv1_weight: torch.Tensor, conv1_bias: torch.Tensor, seed: int
     return m
 
 
-def _paired_code() -> str:
-    """Hash of the code that builds a paired entry (it enters the cache key)."""
-    src = "".join(inspect.getsource(f) for f in (reversal_identity, paired_conv1,
-                                                  paired_lenet, build_paired))
-    return hashlib.sha256(src.encode()).hexdigest()[:16]
-
-
 def build_paired(config: dict, conv1_weight: torch.Tensor, conv1_bias: torch.Tensor,
                  device: str, data_dir) -> dict:
     """Train one paired-anchor LeNet-5 (a module-level job for ``train.run_jobs``).
@@ -246,7 +238,7 @@ def build_paired(config: dict, conv1_weight: torch.Tensor, conv1_bias: torch.Ten
                seed=config["seed"],
                device=resolve_device(device),
                desc=f"paired LeNet-5 ({config['train_on']}) seed {config['seed']}")
-    return {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}, "history": hist}
+    return entry(model, hist)
 
 
 def paired_jobs(bases: list[tuple[TrainConfig, LeNet5]], train_on: str, device: str = "cpu",
@@ -260,14 +252,14 @@ def paired_jobs(bases: list[tuple[TrainConfig, LeNet5]], train_on: str, device: 
     """
     jobs = []
     for cfg, model in bases:
-        config = {"kind": "lenet5_paired", "base": dataclasses.asdict(cfg), "dataset": cfg.dataset,
+        config = {"base": dataclasses.asdict(cfg), "dataset": cfg.dataset,
                   "train_on": train_on, "n_train": cfg.n_train,
                   "recipe": dataclasses.asdict(cfg.recipe), "seed": cfg.seed,
-                  "activation": cfg.activation, "pool": cfg.pool, "pad_value": pad_value,
-                  "code": _paired_code()}
+                  "activation": cfg.activation, "pool": cfg.pool, "pad_value": pad_value}
         args = (config, model.conv1.weight.detach().cpu().clone(),
                 model.conv1.bias.detach().cpu().clone(), device, data_dir)
-        jobs.append((config, build_paired, args))
+        jobs.append(job("lenet5_paired", config, build_paired, args,
+                        code=(reversal_identity, paired_conv1, paired_lenet)))
     return jobs
 
 
@@ -275,11 +267,11 @@ def train_paired(jobs: list, device: str = "cpu") -> list[tuple[LeNet5, dict]]:
     """Train (or load) all paired networks of ``jobs`` in ONE ``run_jobs`` call."""
     dev = str(resolve_device(device))
     out = []
-    for (config, _, args), entry in zip(jobs, run_jobs(jobs, device=dev)):
+    for (config, _, args), e in zip(jobs, run_jobs(jobs, device=dev)):
         m = paired_lenet(args[1], args[2], config["seed"], config["activation"],
                          config["pool"], config["pad_value"])
-        m.load_state_dict(entry["state_dict"])
-        out.append((m.eval(), entry["history"]))
+        m.load_state_dict(e["state_dict"])
+        out.append((m.eval(), e["history"]))
     return out
 
 

@@ -23,13 +23,13 @@ members with the same activation stack (``train.train_lenets`` stacks the TReLU 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-from pathlib import Path
+import sys
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .jobs import job
 from .models import LeNet5, TReLU
 from .train import TrainConfig, fit, lenet_cost, resolve_device, train_data
 
@@ -155,10 +155,8 @@ def stack_job(configs: list[TrainConfig], device: str, data_dir) -> tuple[dict, 
     """The ``jobs.run_jobs`` job that trains ``configs`` as one stack. Its cache key holds
     the members' configs and the hash of this module; its entry holds ``state_dicts`` and
     ``histories``, one per member."""
-    code = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
-    config = {"kind": "lenet5_stack", "code": code,
-              "members": [dataclasses.asdict(c) for c in configs]}
-    return config, _build_stack, (configs, device, data_dir)
+    return job("lenet5_stack", {"members": [dataclasses.asdict(c) for c in configs]},
+               _build_stack, (configs, device, data_dir), code=(sys.modules[__name__],))
 
 
 def stack_cost(config: dict) -> float:

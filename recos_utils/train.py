@@ -32,7 +32,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .jobs import DeviceError, progress, resolve_device, run_jobs, threads_for, workers
+from .jobs import (DeviceError, entry, job, progress, resolve_device, run_jobs, threads_for,
+                   workers)
 from .data import Dataset, load_dataset, reverse_grey
 from .models import LeNet5
 
@@ -271,8 +272,7 @@ def _build_lenet(config: "TrainConfig", device: str, data_dir) -> dict:
     hist = fit(model, ds.images, ds.labels, recipe=config.recipe, seed=config.seed,
                device=resolve_device(device),
                desc=f"LeNet-5/{config.activation} seed {config.seed}")
-    return {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
-            "history": hist}
+    return entry(model, hist)
 
 
 def lenet_cost(config: dict) -> float:
@@ -302,13 +302,13 @@ def train_lenets(configs: list[TrainConfig], *, device: str = "cpu", data_dir=No
     dev = str(resolve_device(device))
     groups = stacked.stack_groups(configs)
     jobs = [stacked.stack_job([configs[i] for i in g], dev, data_dir) if len(g) > 1 else
-            (dict(dataclasses.asdict(configs[g[0]]), kind="lenet5"), _build_lenet,
-             (configs[g[0]], dev, data_dir)) for g in groups]
+            job("lenet5", dataclasses.asdict(configs[g[0]]), _build_lenet,
+                (configs[g[0]], dev, data_dir)) for g in groups]
     cost = lambda c: stacked.stack_cost(c) if c["kind"] == "lenet5_stack" else lenet_cost(c)
     out: list = [None] * len(configs)
-    for g, entry in zip(groups, run_jobs(jobs, device=dev, use_cache=use_cache, cost=cost)):
-        parts = (zip(entry["state_dicts"], entry["histories"]) if len(g) > 1 else
-                 [(entry["state_dict"], entry["history"])])
+    for g, e in zip(groups, run_jobs(jobs, device=dev, use_cache=use_cache, cost=cost)):
+        parts = (zip(e["state_dicts"], e["histories"]) if len(g) > 1 else
+                 [(e["state_dict"], e["history"])])
         for i, (sd, hist) in zip(g, parts):
             model = configs[i].model()
             model.load_state_dict(sd)

@@ -104,13 +104,14 @@ def test_top_patches_are_the_best_responses_one_per_image():
         torch.testing.assert_close(resp.detach(), val[k], atol=1e-5, rtol=1e-5)
 
 
-def test_job_config_is_the_full_config():
+def test_init_job_key_is_the_full_config():
     cfg = at.InitConfig(init="kmeans", seed=2, patches=at.PatchConfig(k=6, n_patches=123))
-    key = at.job_config(cfg)
+    key, build, args = at.init_job(cfg, "cpu")
+    assert build is at.build_init_run and args[0] == cfg
     assert key["init"] == "kmeans" and key["seed"] == 2 and key["patches"]["n_patches"] == 123
     assert key["kind"] == "ch3_anchor_init" and len(key["code"]) == 16
     json.dumps(key)                                  # JSON-able, as the cache requires
-    assert at.job_config(at.InitConfig(init="random", seed=2)) != key
+    assert at.init_job(at.InitConfig(init="random", seed=2), "cpu")[0] != key
 
 
 @needs_mnist

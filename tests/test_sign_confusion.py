@@ -256,7 +256,7 @@ def test_ablation_configs_cover_the_grid():
 
 def _tab(**accs):
     return {k: {"acc_original": o, "acc_reversed": r, "std_original": 0.001,
-                "std_reversed": 0.001, "n": 3} for k, (o, r) in accs.items()}
+                "std_reversed": 0.001, "n": 3, "train_acc_final": o} for k, (o, r) in accs.items()}
 
 
 def test_check_predictions_follow_the_numbers():
@@ -282,6 +282,10 @@ def test_check_predictions_leave_untrained_networks_out():
                **{"trelu_0.5": (0.1135, 0.1135)})
     rows = ablation.check_predictions(tab, _tab(relu=(0.96, 0.05), identity=(0.90, 0.02)), z)
     assert rows[0]["held"] is True and "97.0%" in rows[0]["observed"]   # dead TReLU left out
+    # "trained" is judged on the training accuracy (claims.trained), not on the test set
+    tab["trelu_0.5"]["train_acc_final"] = 0.9
+    rows = ablation.check_predictions(tab, _tab(relu=(0.96, 0.05), identity=(0.90, 0.02)), z)
+    assert "11.3%" in rows[0]["observed"]
     # the paper's own claims are judged once, in recos_utils.claims, not here
     assert not any("TReLU sweep" in r["activation"] or "below ReLU on the originals (sign"
                    in r["prediction"] for r in rows)

@@ -145,3 +145,37 @@ def test_lenet_cost_counts_steps_and_images():
     assert cost(recipe=Recipe(epochs=1, batch_size=32), n_train=12000) > \
         cost(recipe=Recipe(epochs=1, batch_size=128), n_train=12000)        # more steps
     assert cost(recipe=r) == 2 * cost(recipe=Recipe(epochs=1))
+
+
+def _one(x):
+    return x + 1
+
+
+def _two(x):
+    return x + 2
+
+
+def test_every_model_kind_gets_its_key_from_one_job_function():
+    """``jobs.job`` is the one way a training job gets its cache key: the config, the kind
+    and the hash of the code that builds it; a different build code is a different key."""
+    from recos_utils import jobs
+
+    key, build, args = jobs.job("toy", {"seed": 3}, _one, (1,), code=(_two,))
+    assert key == {"seed": 3, "kind": "toy", "code": jobs.source_hash(_one, _two)}
+    assert build is _one and args == (1,)
+    assert jobs.source_hash(_one) != jobs.source_hash(_two)
+    assert jobs.job("toy", {"seed": 3}, _two, (1,), code=(_two,))[0] != key
+    # the hash is of the source text: a module hashes as its file
+    assert jobs.source_hash(jobs) == __import__("hashlib").sha256(
+        open(jobs.__file__, "rb").read()).hexdigest()[:16]
+
+
+def test_entry_holds_the_state_on_the_cpu_and_what_was_measured():
+    from recos_utils import jobs
+
+    torch.manual_seed(0)
+    model = LeNet5()
+    e = jobs.entry(model, {"loss": [1.0]}, test_acc=0.5)
+    assert set(e) == {"state_dict", "history", "test_acc"} and e["test_acc"] == 0.5
+    for k, v in model.state_dict().items():
+        assert torch.equal(e["state_dict"][k], v) and e["state_dict"][k].device.type == "cpu"
