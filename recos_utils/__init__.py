@@ -32,9 +32,11 @@ clutter         where the clutter goes: digit and background units of a layer (C
 alexnet         AlexNet (ImageNet weights) or the MiniAlexNet fallback; its inputs (Ch. 5)
 alexnet_report  Chapter 5's readings as plain dicts: protocol, layers, rectifiers, reversal
 alexnet_figures the figures and tables of Chapter 5
+feedforward     Saak and Saab stages, least-squares layers, the FF-designed LeNet-5 (Ch. 6)
+ff_runs         Chapter 6's measurements as plain dicts: Saak, Saab, designed vs trained
 results         deterministic results files (every chapter)
 plots           the book's figure style and result tables (every chapter)
-claims          every claim of the paper and its follow-ups, with its one rule (Ch. 2-5)
+claims          every claim of the paper and its follow-ups, with its one rule (Ch. 2-6)
 pages           the front page "Paper vs this book": renders the chapters' verdicts
 cli             ``recos-book run``: papermill, then Jupyter Book
 kernel_fixes    keeps papermill from hanging on a lost shell-socket wake-up (``cli``)

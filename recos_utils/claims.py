@@ -37,8 +37,11 @@ TRELU_NEAR = (0.4, 0.6)
 TRAINED_ACC = 0.5
 #: "clearly" greater: by more than K_SE standard errors of the difference of two means.
 K_SE = 2.0
+#: "exactly", for a transform computed in float64: the largest deviation allowed.
+EXACT_TOL = 1e-9
 
 PAPER, NOTE_2017, THIRD_PARTY = "paper", "2017 follow-up", "third party"
+LATER = "the author's later paper"
 HOLDS, FAILS, UNTESTED = "holds", "does not hold", "not tested"
 REPRODUCED, NOT_REPRODUCED = "reproduced", "not reproduced"
 QUICK_MARK = " (quick run)"
@@ -222,6 +225,15 @@ def _x_two_one(r):
     return out
 
 
+def _x_saak(r):
+    return {"err": r["saak"]["reconstruction_max_abs_err"], "swap": r["saak"]["swap_max_abs_err"]}
+
+
+def _x_saab(r):
+    m = r["saab"]["min_response"]
+    return {"min": min(m.values()), "min_by_layer": m}
+
+
 def _x_clusters(r):
     conv = [k for k in r["layers"] if k.startswith("conv")]
     return {"layers": conv, "weights": r["weights"],
@@ -306,6 +318,23 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in [
           lambda n: f"seen: two layers {_pct(n['two_seen'])}, one {_pct(n['one_seen'])}; unseen: "
                     f"{_pct(n['two_unseen'])} vs {_pct(n['one_unseen'])}" + _seeds(n),
           _x_two_one),
+    Claim("saak_invertible", "06",
+          "Saak: the transform is invertible, nothing is lost to the rectifier",
+          LATER, "kuo2018saak", f"holds if the test images rebuilt from their Saak coefficients "
+          f"differ from them by at most {EXACT_TOL:g} (largest absolute error, float64)",
+          lambda n: n["err"] <= EXACT_TOL, lambda n: f"largest error {n['err']:.1e}", _x_saak),
+    Claim("saak_pairs", "06",
+          "Saak: augmenting each kernel with its negative resolves sign confusion",
+          LATER, "kuo2018saak", f"holds if grey-scale reversal swaps, at the first stage, every "
+          f"kernel's rectified response with its negative's to within {EXACT_TOL:g} on the test "
+          f"images: the pair keeps the sign that one rectified kernel loses",
+          lambda n: n["swap"] <= EXACT_TOL, lambda n: f"largest deviation {n['swap']:.1e}",
+          _x_saak),
+    Claim("saab_bias", "06", "Saab: the bias makes every response non-negative, so the ReLU "
+          "changes nothing", LATER, "kuo2019interpretable", "holds if the smallest response of "
+          "both Saab conv layers over every window of the training images is at least 0",
+          lambda n: n["min"] >= 0, lambda n: ", ".join(f"{k} min {v:.3g}" for k, v in
+                                                       n["min_by_layer"].items()), _x_saab),
     Claim("deeper_clusters", "05",
           "AlexNet's anchor vectors cluster more tightly in deeper layers",
           THIRD_PARTY, "krizhevsky2012imagenet",

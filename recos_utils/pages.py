@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .claims import CLAIMS, NOTE_2017, PAPER, THIRD_PARTY
+from .claims import CLAIMS, LATER, NOTE_2017, PAPER, THIRD_PARTY
 
 __all__ = ["Chapter", "load_chapters", "claim_rows", "additions", "render", "write_pages",
            "PAGE_NAME", "NOT_RUN", "NOT_RECORDED"]
@@ -27,9 +27,10 @@ __all__ = ["Chapter", "load_chapters", "claim_rows", "additions", "render", "wri
 PAGE_NAME = "paper_vs_book"
 NBSP = "\u00a0"  # keeps "Ch. 2" on one line in narrow table cells
 CHAPTERS = {"01": "01_recos_model", "02": "02_sign_confusion", "03": "03_anchor_vectors",
-            "04": "04_one_vs_two_layers", "05": "05_alexnet"}
+            "04": "04_one_vs_two_layers", "05": "05_alexnet", "06": "06_feedforward_design"}
 NOT_RUN, NOT_RECORDED = "not run", "not recorded"
-_SOURCES = {PAPER: "paper", NOTE_2017: "2017 follow-up", THIRD_PARTY: "third party"}
+_SOURCES = {PAPER: "paper", NOTE_2017: "2017 follow-up", THIRD_PARTY: "third party",
+            LATER: "later paper"}
 
 
 @dataclass
@@ -51,7 +52,7 @@ class Chapter:
 
 
 def load_chapters(site: Path, results_dir: Path) -> dict[str, Chapter]:
-    """Chapters 01-05 as staged in ``site/book`` (a chapter not staged did not run), with
+    """Chapters 01-06 as staged in ``site/book`` (a chapter not staged did not run), with
     their results files from ``results_dir``."""
     out = {}
     for num, default_stem in CHAPTERS.items():
@@ -99,6 +100,11 @@ def _ms(d: dict) -> str:
     return _pct(d["mean"]) + (f" ± {_pct(d['std'])}" if d.get("n", 1) > 1 else "")
 
 
+def _acc(d: dict, key: str = "acc_original") -> str:
+    """``d[key]`` in percent, with ``d[key + "_std"]`` when ``d["n"]`` seeds made it."""
+    return _pct(d[key]) + (f" ± {_pct(d[key + '_std'])}" if d.get("n", 1) > 1 else "")
+
+
 def _pair(d: dict) -> str:
     return f"original {_pct(d['acc_original'])}, reversed {_pct(d['acc_reversed'])}"
 
@@ -142,6 +148,14 @@ ADDITIONS: list[tuple[str, str, Callable[[dict], str]]] = [
     ("05", "AlexNet weights used", lambda r: r["weights"]),
     ("05", "Responses zeroed by each rectifier on photographs",
      lambda r: _pcts({k: v["frac_zeroed"] for k, v in r["layers"].items()})),
+    ("06", "LeNet-5 designed without backpropagation (Saab, least squares) vs trained by it, "
+           "MNIST test set", lambda r: f"{_acc(r['ff'])} vs {_acc(r['bp'])}"),
+    ("06", "The same two networks on grey-scale-reversed MNIST digits",
+     lambda r: f"{_acc(r['ff'], 'acc_reversed')} vs {_acc(r['bp'], 'acc_reversed')}"),
+    ("06", "The same two networks on Fashion-MNIST",
+     lambda r: f"{_acc(r['ff']['fashion_mnist'])} vs {_acc(r['bp']['fashion_mnist'])}"),
+    ("06", "Design time vs training time (this machine, one network)",
+     lambda r: f"{r['ff']['design_s']:.0f} s vs {r['bp']['train_s']:.0f} s"),
 ]
 
 

@@ -46,6 +46,11 @@ LAYOUTS: dict[str, list[str]] = {
         *(f"{net}.{tr}.{te}" for net in ("two_layer", "one_layer") for tr in ("clean", "background")
           for te in ("clean", "background", "background_unseen"))],
     "05_alexnet": ["quick", "claims", "weights", "layers"],
+    "06_feedforward_design": [
+        "quick", "dataset", "seeds", "claims", "saak.reconstruction_max_abs_err",
+        "saak.swap_max_abs_err", "saab.min_response", "ff.acc_original", "ff.acc_reversed",
+        "ff.fashion_mnist.acc_original", "bp.acc_original", "bp.acc_reversed",
+        "bp.fashion_mnist.acc_original", "ff.design_s", "bp.train_s"],
 }
 
 

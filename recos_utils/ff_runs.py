@@ -1,0 +1,146 @@
+"""Chapter 6's experiments as plain dicts: Saak measured, Saab checked, LeNet-5 designed
+without backpropagation against LeNet-5 trained by it.
+
+The mathematics is in :mod:`recos_utils.feedforward`; this module runs it the way the
+chapter needs:
+
+* ``saak_report``: a Saak cascade fitted on training digits and measured on test digits:
+  the largest reconstruction error of the inverse (Sec. 6.1, invertibility), and what
+  grey-scale reversal does at the first stage (an exact swap of each kernel with its
+  negative) and at the second (``feedforward.reversal_report``);
+* ``design_networks``: FF-designed LeNet-5s, one per seed, designed and cached through
+  the book's one train-and-cache path (``jobs.job`` / ``jobs.run_jobs``), so that they
+  are designed side by side in worker processes on one thread each, like the backprop
+  networks are trained; each entry holds the test accuracy on original and reversed
+  digits, the design time and the smallest Saab response over the training set;
+* ``bp_networks``: the backprop LeNet-5s of Chapter 2 (the same configs, so the book's
+  cache serves them), measured the same way;
+* ``compare``: the two arms as mean ± std over seeds, with the same test images for both;
+* ``anchor_match``: Saab conv1 kernels against backprop conv1 anchors, matched optimally
+  on |cos| (a PCA kernel's sign is a convention), against random directions (Chapter 3's
+  test, ``sphere.match`` / ``sphere.random_match_scores``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+import torch
+
+from . import feedforward as ff
+from . import sphere
+from .data import load_dataset, reverse_grey
+from .jobs import job, resolve_device, run_jobs
+from .results import mean_std
+from .train import Recipe, TrainConfig, evaluate, train_lenets
+
+__all__ = ["saak_report", "ff_job", "design_networks", "bp_networks", "compare",
+           "anchor_match"]
+
+
+def saak_report(train_images: torch.Tensor, test_images: torch.Tensor, *, stages: int = 2,
+                window: int = 2, max_windows: int | None = 200_000, seed: int = 0) -> dict:
+    """Fit a complete Saak cascade on ``train_images`` (uint8 digits, padded to 32x32) and
+    measure it on ``test_images``: reconstruction error, reversal at stages 1 and 2, and
+    the first stage's kernels and channel counts (for the figure)."""
+    cascade = ff.saak_cascade(train_images, stages, window, max_windows, seed)
+    x = ff.prepare(test_images)
+    outs = cascade.outputs(x)
+    back = cascade.inverse(outs[-1])
+    rev = ff.reversal_report(cascade, x)
+    s1, s2 = rev["stage1"], rev.get("stage2", {})
+    return {"stages": stages, "window": window, "n_test": len(test_images),
+            "channels": [int(o.shape[1]) for o in outs],
+            "sizes": [int(o.shape[-1]) for o in outs],
+            "reconstruction_max_abs_err": (back - x).abs().max().item(),
+            "swap_max_abs_err": s1["max_swap_dev"],
+            "stage1": s1, "stage2": s2,
+            "kernels": cascade[0].kernels.reshape(len(cascade[0].kernels), window, window)}
+
+
+def ff_job(dataset: str, cfg: ff.FFConfig, n_test: int | None, data_dir=None) -> tuple:
+    """The ``run_jobs`` job of one FF-designed LeNet-5 (its key: the dataset, the design
+    config, the test-set size and the hash of ``feedforward`` and of the build code)."""
+    config = {"dataset": dataset, "n_test": n_test, **dataclasses.asdict(cfg)}
+    return job("ff_lenet5", config, _build_ff, (dataset, cfg, n_test, data_dir),
+               code=(ff, _measure))
+
+
+def _measure(model, test) -> dict:
+    """Test accuracy on original and reversed digits, and the smallest Saab response of
+    each conv layer over every window of the training images (recorded by the design)."""
+    acc = lambda imgs: (ff.predict(model, imgs) == test.labels).double().mean().item()
+    return {"test_acc": acc(test.images), "test_acc_reversed": acc(reverse_grey(test.images)),
+            "min_response": dict(model.min_response)}
+
+
+def _build_ff(dataset: str, cfg: ff.FFConfig, n_test: int | None, data_dir=None) -> dict:
+    """Design one LeNet-5 feed-forward (a module-level job for ``run_jobs``)."""
+    train = load_dataset(dataset, "train", data_dir).subset(cfg.n_train)
+    test = load_dataset(dataset, "test", data_dir).subset(n_test)
+    t0 = time.perf_counter()
+    model = ff.design_lenet5(train.images, train.labels, cfg)
+    seconds = time.perf_counter() - t0
+    return {"state": ff.to_state(model), "history": {"seconds": seconds},
+            **_measure(model, test)}
+
+
+def design_networks(jobs: list[tuple[str, ff.FFConfig]], *, n_test: int | None = None,
+                    device: str = "cpu", data_dir=None) -> list[dict]:
+    """Design (or load from the cache) one FF LeNet-5 per ``(dataset, config)``, all in one
+    pass of the worker pool (several datasets at once keep every worker busy).
+
+    Returns ``[{"model", "test_acc", "test_acc_reversed", "seconds", "min_response"}]``.
+    The design runs on the CPU whatever ``device`` is (it is least squares and PCA).
+    """
+    resolve_device(device)                       # an unavailable device is still an error
+    entries = run_jobs([ff_job(d, c, n_test, data_dir) for d, c in jobs], device="cpu")
+    return [{"model": ff.from_state(e["state"]), "test_acc": e["test_acc"],
+             "test_acc_reversed": e["test_acc_reversed"], "seconds": e["history"]["seconds"],
+             "min_response": e["min_response"]} for e in entries]
+
+
+def bp_networks(datasets: list[str], seeds: list[int], *, n_train: int | None, recipe: Recipe,
+                n_test: int | None = None, device: str = "cpu", data_dir=None) -> dict:
+    """The backprop LeNet-5s (ReLU, max pooling) of Chapter 2's protocol, one per dataset and
+    seed, trained in one pass and measured like the FF networks: ``{dataset: [{"model",
+    "test_acc", "test_acc_reversed", "seconds"}]}`` (``seconds``: the training time recorded
+    when the network was trained)."""
+    configs = [TrainConfig(dataset=d, n_train=n_train, seed=s, recipe=recipe)
+               for d in datasets for s in seeds]
+    out = {d: [] for d in datasets}
+    for c, (model, hist) in zip(configs, train_lenets(configs, device=device, data_dir=data_dir)):
+        test = load_dataset(c.dataset, "test", data_dir).subset(n_test)
+        out[c.dataset].append({
+            "model": model, "test_acc": evaluate(model, test.images, test.labels),
+            "test_acc_reversed": evaluate(model, reverse_grey(test.images), test.labels),
+            "seconds": hist["seconds"]})
+    return out
+
+
+def compare(runs: list[dict]) -> dict:
+    """One arm over its seeds: accuracy on original and reversed digits (mean, std) and the
+    mean time per network, in the results-file layout of Chapter 6."""
+    o = mean_std([r["test_acc"] for r in runs])
+    r = mean_std([r["test_acc_reversed"] for r in runs])
+    return {"acc_original": o["mean"], "acc_original_std": o["std"], "acc_reversed": r["mean"],
+            "acc_reversed_std": r["std"], "n": o["n"],
+            "seconds": float(np.mean([x["seconds"] for x in runs]))}
+
+
+def anchor_match(saab_kernels: torch.Tensor, bp_anchors: torch.Tensor, *, draws: int = 1000,
+                 seed: int = 0) -> dict:
+    """Saab conv1 kernels (K x 1 x k x k) against backprop conv1 anchors (K x 1 x k x k):
+    the optimal one-to-one matching on |cos|, its mean and angles, and the same for
+    ``draws`` sets of random Gaussian directions (the chance level of Chapter 3)."""
+    a = saab_kernels.reshape(len(saab_kernels), -1).double().numpy()
+    b = bp_anchors.reshape(len(bp_anchors), -1).detach().double().numpy()
+    m = sphere.match(b, a, signed=False)
+    rnd = sphere.random_match_scores(len(b), a, draws=draws, seed=seed, signed=False,
+                                     center=False)
+    deg = np.degrees(np.arccos(np.clip(m.score, 0.0, 1.0)))
+    return {"mean_abs_cos": m.mean_score, "angles_deg": deg.tolist(),
+            "pairs": [[int(i), int(j)] for i, j in zip(m.rows, m.cols)],
+            "random_mean": float(rnd.mean()), "random_q99": float(np.quantile(rnd, 0.99)),
+            "draws": draws}
