@@ -34,11 +34,15 @@ alexnet_report  Chapter 5's readings as plain dicts: protocol, layers, rectifier
 alexnet_figures the figures and tables of Chapter 5
 feedforward     Saak and Saab stages, least-squares layers, the FF-designed LeNet-5 (Ch. 6)
 ff_runs         Chapter 6's measurements as plain dicts: Saak, Saab, designed vs trained
+explorer        the in-browser explorer page: exports Chapter 2's networks (page after Ch. 2)
 results         deterministic results files (every chapter)
 plots           the book's figure style and result tables (every chapter)
 claims          every claim of the paper and its follow-ups, with its one rule (Ch. 2-6)
 pages           the front page "Paper vs this book": renders the chapters' verdicts
 cli             ``recos-book run``: papermill, then Jupyter Book
+run_state       what ``recos-book run`` remembers: which chapter ran on what, incremental runs
+run_progress    the terminal progress of ``recos-book run``: cell n of m, training, time left
+book_site       the sources staged for Jupyter Book: run banners, build table, buttons
 kernel_fixes    keeps papermill from hanging on a lost shell-socket wake-up (``cli``)
 sphinx_fixes    a small Sphinx extension for the built book
 =============== =====================================================================

@@ -1,17 +1,24 @@
-"""``recos-book run``: execute every chapter with papermill, then build the HTML book.
+"""``recos-book run``: execute the chapters with papermill, then build the HTML book.
 
 Execution and rendering are separate steps, as in the QuantEcon lecture books:
 
 1. each chapter ``book/NN_topic.ipynb`` is executed by papermill into
    ``OUT/executed/NN_topic.ipynb`` with the parameters ``QUICK``, ``DEVICE`` and
-   ``RESULTS_DIR=OUT/results`` (chapters write ``OUT/results/NN_topic.json``);
-2. the book sources (``_config.yml``, ``_toc.yml``, ``book/*.md``) and the executed
-   notebooks are staged in ``OUT/site`` and built by Jupyter Book with execution off and
-   warnings as errors; the HTML lands in ``OUT/html`` (open ``OUT/html/index.html``).
+   ``RESULTS_DIR=OUT/results`` (chapters write ``OUT/results/NN_topic.json``), unless
+   nothing it depends on changed since its last finished run (``run_state``): then its
+   executed notebook and results file are reused ("unchanged, reused"); ``--force`` runs
+   it anyway. While a chapter runs, the terminal shows the cell and the training going on
+   (``run_progress``);
+2. the book sources and every chapter's last finished executed notebook (the chapters of
+   ``--only`` and the others alike) are staged in ``OUT/site`` (``book_site``) and built
+   by Jupyter Book with execution off and warnings as errors; the HTML lands in
+   ``OUT/html`` (open ``OUT/html/index.html``). A staged site identical to the last one
+   built is not built again.
 
 A failing cell names the chapter and the cell; a build warning fails the build. Ctrl-C
 stops cleanly and says which chapters finished; trained models are cached, so a second
-run reuses them.
+run reuses them. A notebook a stopped run left half-written is never shown as finished:
+it is run again when selected, and otherwise left out of the book with a warning.
 """
 from __future__ import annotations
 
@@ -24,7 +31,7 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["main", "find_root", "chapters", "execute_chapter", "build_book"]
+__all__ = ["main", "find_root", "chapters", "execute_chapter", "build_book", "plan"]
 
 
 class BookError(RuntimeError):
@@ -80,9 +87,16 @@ def execute_chapter(nb: Path, out_dir: Path, *, quick: bool, device: str,
     if data_dir is not None:
         params["DATA_DIR"] = data_dir
     params.update(extra or {})
+    import nbformat
+
+    from .run_progress import ChapterProgress, install_engine
+
+    n_cells = len(nbformat.read(nb, as_version=4).cells) + 1      # + papermill's parameters
     try:
-        pm.execute_notebook(str(nb), str(executed), parameters=params, cwd=str(nb.parent),
-                            progress_bar=False, log_output=False, kernel_name="python3")
+        with ChapterProgress(nb.stem, n_cells):
+            pm.execute_notebook(str(nb), str(executed), parameters=params, cwd=str(nb.parent),
+                                progress_bar=False, log_output=False, kernel_name="python3",
+                                engine_name=install_engine())
     except PapermillExecutionError as e:
         # papermill's index counts its injected cell; name the cell of the source notebook
         src_index = _source_index(nb, e.source, e.cell_index)
@@ -116,54 +130,20 @@ def _tidy_executed(path: Path) -> None:
     nbformat.write(nb, path)
 
 
-def _stage(root: Path, out_dir: Path, executed: list[Path]) -> Path:
-    """Lay out the book sources with executed notebooks in ``OUT/site``."""
-    import yaml
+def build_book(root: Path, out_dir: Path, executed: list[Path], records: dict | None = None,
+               *, last: str | None = None) -> tuple[Path, str | None]:
+    """Build the HTML book from executed notebooks (execution off, warnings as errors).
 
-    site = out_dir / "site"
-    if site.exists():
-        shutil.rmtree(site)
-    (site / "book").mkdir(parents=True)
-    for name in ("_config.yml", "references.bib"):
-        if (root / name).exists():
-            shutil.copy2(root / name, site / name)
-    for p in (root / "book").iterdir():
-        if p.suffix in (".md", ".bib", ".png", ".svg") or (p.is_dir() and p.name == "_static"):
-            (shutil.copytree if p.is_dir() else shutil.copy2)(p, site / "book" / p.name)
-    for nb in executed:
-        shutil.copy2(nb, site / "book" / nb.name)
-    keep = {f"book/{nb.stem}" for nb in executed}
-    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    Returns ``(index.html, the staged site's checksum)``; when that checksum equals
+    ``last`` and the HTML is there, the build is skipped (the site is what was built)."""
+    from . import book_site, run_state
 
-    def prune(entries):
-        out = []
-        for e in entries:
-            f = e.get("file", "")
-            if Path(f).name[:2].isdigit() and f not in keep:
-                continue
-            if "sections" in e:
-                e = dict(e, sections=prune(e["sections"]))
-            out.append(e)
-        return out
-
-    for key in ("chapters", "parts"):
-        if key in toc:
-            if key == "parts":
-                toc["parts"] = [dict(p, chapters=prune(p["chapters"])) for p in toc["parts"]]
-            else:
-                toc["chapters"] = prune(toc["chapters"])
-    (site / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False))
-    pages = root / "recos_utils" / "pages.py"
-    if pages.exists():
-        from . import pages as pages_mod
-
-        pages_mod.write_pages(site, out_dir / "results")
-    return site
-
-
-def build_book(root: Path, out_dir: Path, executed: list[Path]) -> Path:
-    """Build the HTML book from executed notebooks (execution off, warnings as errors)."""
-    site = _stage(root, out_dir, executed)
+    site = book_site.stage(root, out_dir, executed, records or {})
+    digest = run_state.tree_sha256(site)
+    html = out_dir / "html"
+    if last is not None and digest == last and (html / "index.html").is_file():
+        print("[recos-book] the book is unchanged since its last build: reused", flush=True)
+        return html / "index.html", digest
     jb = Path(sys.executable).parent / "jupyter-book"
     cmd = [str(jb) if jb.exists() else "jupyter-book", "build", str(site), "--builder",
            "html", "-W", "-n", "--keep-going"]
@@ -175,14 +155,43 @@ def build_book(root: Path, out_dir: Path, executed: list[Path]) -> Path:
                  if "WARNING" in ln or "ERROR" in ln or "Error" in ln]
         first = "\n  ".join(lines[:10]) or (proc.stderr.strip().splitlines() or ["?"])[-1]
         raise BookError(f"the book build failed (warnings are errors):\n  {first}\n  full log: {log}")
-    html = out_dir / "html"
     if html.exists():
         shutil.rmtree(html)
     shutil.move(str(site / "_build" / "html"), str(html))
-    return html / "index.html"
+    return html / "index.html", digest
+
+
+def plan(selected: list[Path], out_dir: Path, state: dict, fingerprints: dict[str, str],
+         force: bool = False) -> dict[str, str]:
+    """What to do with each selected chapter: ``"run"`` or ``"reuse"``, and why
+    (``{stem: reason}`` for the runs; reused chapters map to ``"reuse"``)."""
+    from . import run_state
+
+    out = {}
+    for nb in selected:
+        rec = state["chapters"].get(nb.stem)
+        executed = out_dir / "executed" / nb.name
+        results = out_dir / "results" / f"{nb.stem}.json"
+        if force:
+            out[nb.stem] = "--force"
+        elif rec is None:
+            out[nb.stem] = "no finished run on record" if not executed.exists() else \
+                "its executed notebook is incomplete (a stopped run?)"
+        elif not executed.is_file() or not run_state.results_intact(rec, results):
+            out[nb.stem] = (f"its executed notebook or results file is missing from "
+                            f"{out_dir} or changed (deleted?)")
+        elif not run_state.is_complete(state, nb.stem, executed):
+            out[nb.stem] = "its executed notebook changed since its run"
+        elif rec["fingerprint"] != fingerprints[nb.stem]:
+            out[nb.stem] = "its notebook, parameters, data, code or torch versions changed"
+        else:
+            out[nb.stem] = "reuse"
+    return out
 
 
 def run(args) -> int:
+    from . import run_state
+
     root = find_root()
     out_dir = Path(args.out).resolve()
     for var in ("RECOS_DATA_DIR", "RECOS_CACHE_DIR"):  # kernels run in book/: pin relative paths
@@ -190,7 +199,12 @@ def run(args) -> int:
             os.environ[var] = str(Path(os.environ[var]).expanduser().resolve())
     if args.data_dir is not None:
         args.data_dir = str(Path(args.data_dir).expanduser().resolve())
-    selected = select(chapters(root), args.only)
+    all_chapters = chapters(root)
+    try:
+        selected = select(all_chapters, args.only)
+    except BookError as e:
+        print(f"recos-book: {e}", file=sys.stderr)
+        return 2
     if args.device == "cuda":
         from .train import DeviceError, resolve_device
 
@@ -199,28 +213,55 @@ def run(args) -> int:
         except DeviceError as e:
             print(f"recos-book: {e}", file=sys.stderr)
             return 2
+    state = run_state.load(out_dir)
+    data = run_state.data_checksum(args.data_dir)
+    params = {"mode": args.mode, "device": args.device,
+              "data_dir": args.data_dir or os.environ.get("RECOS_DATA_DIR")}
+    prints = {nb.stem: run_state.fingerprint(nb, params, data) for nb in selected}
+    todo = plan(selected, out_dir, state, prints, force=args.force)
     done, timings = [], {}
-    executed = []
     try:
         for nb in selected:
+            if todo[nb.stem] == "reuse":
+                rec = state["chapters"][nb.stem]
+                print(f"[recos-book] {nb.stem}: unchanged, reused (its {rec['mode']} run of "
+                      f"{rec['finished']})", flush=True)
+                continue
             t0 = time.perf_counter()
-            print(f"[recos-book] executing {nb.stem} ({args.mode} mode, device {args.device}) ...",
-                  flush=True)
-            executed.append(execute_chapter(nb, out_dir, quick=args.mode == "quick",
-                                            device=args.device, data_dir=args.data_dir))
+            print(f"[recos-book] executing {nb.stem} ({args.mode} mode, device {args.device}; "
+                  f"{todo[nb.stem]}) ...", flush=True)
+            state["chapters"].pop(nb.stem, None)   # until it finishes, it has no record
+            run_state.save(out_dir, state)
+            executed = execute_chapter(nb, out_dir, quick=args.mode == "quick",
+                                       device=args.device, data_dir=args.data_dir)
             timings[nb.stem] = round(time.perf_counter() - t0, 1)
+            run_state.record(state, nb.stem, executed, fingerprint=prints[nb.stem],
+                             mode=args.mode, device=args.device, seconds=timings[nb.stem],
+                             results=out_dir / "results" / f"{nb.stem}.json")
+            run_state.save(out_dir, state)
             done.append(nb.stem)
             print(f"[recos-book]   done in {timings[nb.stem]} s", flush=True)
         if args.no_build:
             return 0
-        print("[recos-book] building the HTML book (execution off, warnings as errors) ...",
-              flush=True)
-        index = build_book(root, out_dir, executed)
+        book = []
+        for nb in all_chapters:
+            ex = out_dir / "executed" / nb.name
+            if run_state.is_complete(state, nb.stem, ex):
+                book.append(ex)
+            elif ex.exists():
+                print(f"recos-book: warning: {ex} is incomplete (a stopped run?) and is left "
+                      f"out of the book; run `recos-book run --only {nb.stem[:2]}` to finish "
+                      f"it", file=sys.stderr)
+        print(f"[recos-book] building the HTML book from {len(book)} chapters (execution off, "
+              f"warnings as errors) ...", flush=True)
+        index, state["build"] = build_book(root, out_dir, book, state["chapters"],
+                                           last=None if args.force else state.get("build"))
+        run_state.save(out_dir, state)
     except BookError as e:
         print(f"recos-book: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        left = [c.stem for c in selected if c.stem not in done]
+        left = [c.stem for c in selected if c.stem not in done and todo[c.stem] != "reuse"]
         print(f"\nrecos-book: interrupted. Finished: {', '.join(done) or 'none'}; not finished: "
               f"{', '.join(left)}. Trained models are cached: run the same command again to "
               f"resume.", file=sys.stderr)
@@ -244,6 +285,9 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--data-dir", default=None,
                    help="data root (default: $RECOS_DATA_DIR, else the per-user cache)")
     r.add_argument("--no-build", action="store_true", help="execute only; skip the HTML build")
+    r.add_argument("--force", action="store_true",
+                   help="execute the chapters (and build) even when nothing they depend on "
+                        "changed since their last run")
     args = ap.parse_args(argv)
     return run(args)
 

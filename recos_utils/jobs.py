@@ -19,11 +19,13 @@ import hashlib
 import inspect
 import os
 import sys
+import time
 from typing import Callable
 
 import torch
 
 from . import cache
+from .run_progress import report
 
 __all__ = ["DeviceError", "resolve_device", "threads_for", "progress", "workers", "source_hash",
            "job", "entry", "run_jobs"]
@@ -134,6 +136,7 @@ def run_jobs(jobs: list[tuple[dict, Callable[..., dict], tuple]], *, device="cpu
     an entry; the entries are still returned in the order of ``jobs``).
     """
     dev = resolve_device(device) if isinstance(device, str) else device
+    t0 = time.perf_counter()
     keys = [cache.config_key(config) for config, _, _ in jobs]
     first = {}                                  # a job listed twice is built once
     for i, k in enumerate(keys):
@@ -149,18 +152,21 @@ def run_jobs(jobs: list[tuple[dict, Callable[..., dict], tuple]], *, device="cpu
     if dev.type == "cpu" and n > 1:
         from joblib import Parallel, delayed
 
-        bar = progress(len(todo), f"training {len(todo)} models on {n} processes")
+        desc = f"training {len(todo)} models on {n} processes"
+        bar = progress(len(todo), desc)
         run = Parallel(n_jobs=n, backend="loky", return_as="generator")
-        for i, entry in zip(todo, run(delayed(_job)(jobs[i][1], jobs[i][2], jobs[i][0],
-                                                    use_cache) for i in todo)):
+        for done, (i, entry) in enumerate(zip(todo, run(delayed(_job)(
+                jobs[i][1], jobs[i][2], jobs[i][0], use_cache) for i in todo)), 1):
             entries[i] = entry
             bar.update(1)
+            report(done, len(todo), desc, time.perf_counter() - t0)
         bar.close()
         if use_cache:
             for i in todo:
                 entries[i] = cache.cached(jobs[i][0], lambda i=i: jobs[i][1](*jobs[i][2]))
     else:
-        for i in todo:
+        for done, i in enumerate(todo, 1):
             config, fn, args = jobs[i]
             entries[i] = cache.cached(config, lambda: fn(*args), use_cache=use_cache)
+            report(done, len(todo), f"training {len(todo)} models", time.perf_counter() - t0)
     return [entries[first[k]] for k in keys]

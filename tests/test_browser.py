@@ -293,6 +293,42 @@ def test_the_html_loads_no_script_style_or_image_from_a_network(book_dir):
     assert not problems, _report(problems)
 
 
+def _allowed_links() -> list[str]:
+    """External pages a link may point to: the works the book cites (their DOI, arXiv and
+    URL entries in references.bib; the paper's among them). Nothing else."""
+    bib = (Path(__file__).resolve().parent.parent / "references.bib").read_text()
+    out = [f"https://doi.org/{d}" for d in re.findall(r"doi\s*=\s*\{([^}]+)\}", bib)]
+    out += [f"https://arxiv.org/abs/{a}" for a in re.findall(r"arXiv:(\d{4}\.\d{4,5})", bib)]
+    out += re.findall(r"url\s*=\s*\{([^}]+)\}", bib)
+    return out
+
+
+def test_no_link_points_outside_the_book_or_to_a_missing_page(book_dir):
+    """Every <a href> of every page leads to a file of the built book, or to a cited work
+    (the allow-list); a repository or launch button without a configured repository, or a
+    link to a page the build does not have, fails here."""
+    allowed = _allowed_links()
+    href = re.compile(r"<a\b[^>]*\bhref\s*=\s*[\"']([^\"']+)", re.I)
+    html, problems = book_dir / "html", {}
+    for page in book_pages(html):
+        bad = []
+        for u in href.findall(page.read_text()):
+            u = u.replace("&amp;", "&")
+            parts = urlparse(u)
+            if parts.scheme in ("http", "https") or u.startswith("//"):
+                if not any(u.rstrip("/") == a.rstrip("/") for a in allowed):
+                    bad.append(u)
+            elif parts.scheme in ("", "file") and parts.path:
+                target = (page.parent / parts.path).resolve()
+                if not target.exists():
+                    bad.append(u)
+            elif parts.scheme not in ("", "mailto", "javascript"):
+                bad.append(u)
+        if bad:
+            problems[page.relative_to(html).as_posix()] = sorted(set(bad))
+    assert not problems, "links to outside the book or to missing pages:\n" + _report(problems)
+
+
 def test_math_is_typeset_by_the_mathjax_served_with_the_book(visits):
     with_math = {p: v for p, v in visits.items() if v["math"]}
     assert with_math, "no page has math: the check would be empty"

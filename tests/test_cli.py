@@ -116,3 +116,105 @@ def test_cuda_without_gpu_is_refused_before_any_work(tmp_path):
                            "--out", str(root / "_out")], cwd=root, capture_output=True, text=True)
     assert proc.returncode == 2 and "no CUDA GPU" in proc.stderr
     assert not (root / "_out" / "executed").exists()
+
+
+# ------------------------------------------------------------ incremental runs (issue 17)
+def _state(root):
+    return json.loads((root / "_out" / "run_state.json").read_text())
+
+
+def test_a_second_run_with_nothing_changed_reuses_chapters_and_build(tmp_path):
+    root = make_project(tmp_path, {"01_a": "x = 1", "02_b": "y = 2"})
+    assert run_cli(root).returncode == 0
+    ex = root / "_out" / "executed" / "02_b.ipynb"
+    before, index = ex.read_bytes(), (root / "_out" / "html" / "index.html").stat().st_mtime_ns
+    proc = run_cli(root)
+    assert proc.returncode == 0, proc.stderr
+    assert "01_a: unchanged, reused" in proc.stdout and "02_b: unchanged, reused" in proc.stdout
+    assert "book is unchanged since its last build: reused" in proc.stdout
+    assert ex.read_bytes() == before
+    assert (root / "_out" / "html" / "index.html").stat().st_mtime_ns == index
+    # a changed notebook runs again, and only it; --force runs everything
+    nb = nbformat.read(root / "book" / "02_b.ipynb", as_version=4)
+    nb.cells[2].source = "y = 3"
+    nbformat.write(nb, root / "book" / "02_b.ipynb")
+    proc = run_cli(root, "--no-build")
+    assert "01_a: unchanged, reused" in proc.stdout and "executing 02_b" in proc.stdout
+    assert "notebook, parameters, data, code or torch versions changed" in proc.stdout
+    proc = run_cli(root, "--force", "--no-build")
+    assert "executing 01_a" in proc.stdout and "executing 02_b" in proc.stdout
+
+
+def test_only_keeps_the_book_whole_and_pages_say_their_mode(tmp_path):
+    root = make_project(tmp_path, {"01_a": "x = 1", "02_b": "y = 2"})
+    assert run_cli(root).returncode == 0
+    proc = subprocess.run([sys.executable, "-m", "recos_utils.cli", "run", "--mode", "full",
+                           "--device", "cpu", "--out", str(root / "_out"), "--only", "01"],
+                          cwd=root, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    html = root / "_out" / "html" / "book"
+    assert (html / "01_a.html").is_file() and (html / "02_b.html").is_file()
+    assert "executed in full mode" in re.sub(r"<[^>]+>", "", (html / "01_a.html").read_text())
+    assert "executed in quick mode" in re.sub(r"<[^>]+>", "", (html / "02_b.html").read_text())
+    front = re.sub(r"<[^>]+>", "", (html / "intro.html").read_text())
+    assert "different modes" in front and "1 from full runs, 1 from quick runs" in front
+    assert {k: v["mode"] for k, v in _state(root)["chapters"].items()} == {
+        "01_a": "full", "02_b": "quick"}
+
+
+def test_a_half_written_notebook_is_never_shown_as_finished(tmp_path):
+    root = make_project(tmp_path, {"01_a": "x = 1", "02_b": "y = 2"})
+    assert run_cli(root).returncode == 0
+    # a stopped run: the notebook is there, but its run never finished (no record)
+    state = _state(root)
+    del state["chapters"]["02_b"]
+    (root / "_out" / "run_state.json").write_text(json.dumps(state))
+    proc = run_cli(root, "--only", "01")
+    assert proc.returncode == 0, proc.stderr
+    assert "02_b.ipynb is incomplete" in proc.stderr and "left out of the book" in proc.stderr
+    assert not (root / "_out" / "html" / "book" / "02_b.html").exists()
+    proc = run_cli(root, "--only", "02", "--no-build")         # selected: it runs again
+    assert "executing 02_b" in proc.stdout and "incomplete" in proc.stdout
+
+
+def test_a_corrupt_run_state_is_ignored_with_a_warning(tmp_path):
+    root = make_project(tmp_path, {"01_a": "x = 1"})
+    assert run_cli(root, "--no-build").returncode == 0
+    (root / "_out" / "run_state.json").write_text("{not json")
+    proc = run_cli(root, "--no-build")
+    assert proc.returncode == 0 and "unreadable" in proc.stderr and "executing 01_a" in proc.stdout
+    assert "01_a" in _state(root)["chapters"]
+
+
+def test_unknown_chapter_is_one_clear_error(tmp_path):
+    root = make_project(tmp_path, {"01_a": "x = 1"})
+    proc = run_cli(root, "--only", "07")
+    assert proc.returncode == 2 and "--only '07' matches no chapter; chapters are: 01_a" in proc.stderr
+
+
+def test_progress_names_chapter_cell_and_training_in_a_log(tmp_path):
+    root = make_project(tmp_path, {"01_a": (
+        "import time\nfrom recos_utils.run_progress import report\n"
+        "report(1, 4, 'training 4 models', 2.0)\ntime.sleep(1.5)")})
+    proc = run_cli(root, "--no-build", env=dict(os.environ, RECOS_PROGRESS_EVERY="0", CI="true"))
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"01_a: cell \d of 4, 0:0\d elapsed", proc.stderr), proc.stderr
+    assert "training 1 of 4 models, about 0:06 left" in proc.stderr
+
+
+def test_repository_buttons_only_with_a_configured_repository(tmp_path, monkeypatch):
+    from recos_utils import book_site
+
+    base = {"title": "t", "repository": {"url": "https://example.invalid/x"},
+            "launch_buttons": {"binderhub_url": "b"}, "html": {"use_repository_button": True}}
+    off = book_site.repository_config(base, None)
+    assert "repository" not in off and "launch_buttons" not in off
+    assert off["html"]["use_repository_button"] is False
+    on = book_site.repository_config(base, "https://github.com/example/recos")
+    assert on["repository"]["url"] == "https://github.com/example/recos"
+    assert on["html"]["use_repository_button"] is True and "binderhub_url" in on["launch_buttons"]
+    root = make_project(tmp_path, {"01_a": "x = 1"})
+    monkeypatch.setenv(book_site.REPOSITORY_ENV, "https://github.com/example/recos")
+    assert run_cli(root).returncode == 0
+    page = (root / "_out" / "html" / "book" / "intro.html").read_text()
+    assert "https://github.com/example/recos" in page
