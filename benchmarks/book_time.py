@@ -108,6 +108,15 @@ NOTES = [
     "* Where the time goes: Chapter 2 trains 72 LeNet-5s (the TReLU networks of one seed as "
     "one wide network, `recos_utils.stacked`); on 2 cores a LeNet-5 costs about 7 s of wall "
     "time when two train side by side, so that chapter alone is most of the budget.", "",
+    "* **Chapter 6** (Saak, Saab, the LeNet-5 designed without backpropagation) added about "
+    "80-100 s to the full book: six designed networks (3 seeds x MNIST and Fashion-MNIST, about "
+    "18 s each on one thread, two side by side) and three backprop LeNet-5s on Fashion-MNIST "
+    "(the MNIST ones are Chapter 2's, from the cache). The design records the smallest Saab "
+    "response while it computes the layers, instead of a second float64 pass over the "
+    "training set (21 s per network saved); both datasets are designed in one pass of the "
+    "worker pool. Nothing of Chapters 1-5 was cut for it.",
+    "* The second run of the same command reuses every chapter and the build (`run_state`); "
+    "its time is in the line under each table.", "",
     "## On a GPU", "",
     "No GPU was available to the session that set up this protocol (the device tool lent "
     "none), so `recos-book run --device cuda` has no recorded per-chapter times yet; the code "

@@ -102,7 +102,7 @@ class ChapterProgress:
     def _show(self, force: bool = False) -> None:
         if self.tty:
             self._bar.n = self.index + 1
-            self._bar.set_postfix_str(self.status().split(": ", 1)[1], refresh=True)
+            self._bar.set_description_str(self.status(), refresh=True)
         elif force or time.monotonic() - self._last >= self.every:
             print(f"[recos-book]   {self.status()}", file=self.stream, flush=True)
             self._last = time.monotonic()
@@ -122,9 +122,9 @@ class ChapterProgress:
                     self.train = json.loads(line)
                 except ValueError:
                     continue
-            if lines:
+            if lines or self.tty:         # a terminal also sees the clock move
                 with self._lock:
-                    self._show(force=self.train["done"] == self.train["total"])
+                    self._show(force=bool(lines) and self.train["done"] == self.train["total"])
 
     def __enter__(self):
         global _ACTIVE
@@ -137,7 +137,7 @@ class ChapterProgress:
             from tqdm.std import tqdm
 
             self._bar = tqdm(total=self.n_cells, desc=self.stem, unit="cell", leave=False,
-                             file=self.stream, bar_format="{desc}: {postfix}")
+                             file=self.stream, bar_format="{desc}")
         self._thread = threading.Thread(target=self._poll, daemon=True)
         self._thread.start()
         _ACTIVE = self

@@ -12,49 +12,26 @@ earlier ``recos-book run`` to check that book instead (no run then).
 from __future__ import annotations
 
 import ast
-import functools
-import http.server
 import json
 import os
 import re
-import shutil
-import tempfile
-import threading
 import time
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                  "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--window-size=1280,900",
-                  "--hide-scrollbars"]
+from browser_support import NO_CHROMIUM, chromium, offline_driver, serve
+
 FULL_PAGE_MAX_PX = 16000
 SKIP_DIRS = {"_static", "_sources", "_images", "screenshots"}
 GLUE_ROLE = re.compile(r"\{glue(?::(text|any))?\}`([^`<>]+?)(?::([^`:]+))?`")
 
 
-def _chromium() -> str | None:
-    for name in ("chromium", "chromium-browser"):
-        if path := shutil.which(name):
-            return path
-    return None
-
-
-def _chromedriver() -> str:
-    for cand in (shutil.which("chromedriver"), "/usr/lib/chromium/chromedriver"):
-        if cand and Path(cand).exists():
-            return cand
-    pytest.fail("chromium is installed but chromedriver is not: install the Debian package "
-                "chromium-driver")
-
-
 @pytest.fixture(scope="module")
 def book_dir(request) -> Path:
-    if _chromium() is None:
-        pytest.skip("headless browser check skipped: chromium is not installed "
-                    "(Debian packages chromium and chromium-driver)")
+    if chromium() is None:
+        pytest.skip(NO_CHROMIUM)
     if os.environ.get("RECOS_BOOK_DIR"):
         return Path(os.environ["RECOS_BOOK_DIR"]).resolve()
     return request.getfixturevalue("quick_book")
@@ -63,42 +40,14 @@ def book_dir(request) -> Path:
 @pytest.fixture(scope="module")
 def server(book_dir):
     """The book's html/ folder on a local HTTP server (127.0.0.1, a free port)."""
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
     html = book_dir / "html"
     assert (html / "index.html").is_file(), f"no built book in {html}"
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
-                                          functools.partial(Quiet, directory=str(html)))
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{srv.server_address[1]}"
-    srv.shutdown()
-    srv.server_close()
+    yield from serve(html)
 
 
 @pytest.fixture(scope="module")
 def driver():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    # Selenium Manager stays offline: no driver download, no usage statistics; the local
-    # chromedriver is named below, so the manager has nothing to look up.
-    os.environ["SE_OFFLINE"] = "true"
-    os.environ["SE_AVOID_STATS"] = "true"
-    profile = tempfile.mkdtemp(prefix="recos-chromium-")
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = _chromium()
-    for flag in CHROMIUM_FLAGS + [f"--user-data-dir={profile}"]:
-        opts.add_argument(flag)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    drv = webdriver.Chrome(options=opts, service=Service(executable_path=_chromedriver()))
-    drv.set_page_load_timeout(120)
-    drv.set_script_timeout(60)
-    yield drv
-    drv.quit()
-    shutil.rmtree(profile, ignore_errors=True)
+    yield from offline_driver("1280,900", page_load_timeout=120)
 
 
 def book_pages(html: Path) -> list[Path]:

@@ -10,14 +10,9 @@ their reversals, for every network.
 """
 from __future__ import annotations
 
-import functools
-import http.server
 import json
-import os
 import re
 import shutil
-import tempfile
-import threading
 import time
 from pathlib import Path
 from urllib.parse import urlparse
@@ -27,6 +22,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from browser_support import NO_CHROMIUM, chromium, offline_driver, serve
 from conftest import needs_mnist
 from recos_utils import explorer
 from recos_utils import sign_confusion as sc
@@ -34,32 +30,11 @@ from recos_utils.models import LeNet5
 
 ROOT = Path(__file__).resolve().parent.parent
 STATIC = ROOT / "book" / "_static" / "explorer"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                  "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--window-size=1280,1000",
-                  "--hide-scrollbars"]
 N_DIGITS = 100
 META = {"seed": 0, "mode": "full", "dataset": "MNIST", "n_train": 60000}
 
 
-def _chromium() -> str | None:
-    for name in ("chromium", "chromium-browser"):
-        if path := shutil.which(name):
-            return path
-    return None
-
-
-def _chromedriver() -> str:
-    for cand in (shutil.which("chromedriver"), "/usr/lib/chromium/chromedriver"):
-        if cand and Path(cand).exists():
-            return cand
-    pytest.fail("chromium is installed but chromedriver is not: install the Debian package "
-                "chromium-driver")
-
-
-needs_chromium = pytest.mark.skipif(_chromium() is None, reason=(
-    "headless browser check skipped: chromium is not installed (Debian packages chromium "
-    "and chromium-driver)"))
+needs_chromium = pytest.mark.skipif(chromium() is None, reason=NO_CHROMIUM)
 
 
 def _random_nets(seed: int = 0) -> dict:
@@ -196,49 +171,16 @@ def site(data_file, tmp_path_factory) -> Path:
     return write_site(tmp_path_factory.mktemp("explorer_site"), data_file)
 
 
-def _serve(folder: Path):
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
-                                          functools.partial(Quiet, directory=str(folder)))
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    return srv, f"http://127.0.0.1:{srv.server_address[1]}"
-
-
 @pytest.fixture(scope="module")
 def server(site):
-    srv, url = _serve(site)
-    yield url
-    srv.shutdown()
-    srv.server_close()
+    yield from serve(site)
 
 
 @pytest.fixture(scope="module")
 def driver():
-    if _chromium() is None:
-        pytest.skip("headless browser check skipped: chromium is not installed "
-                    "(Debian packages chromium and chromium-driver)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    # Selenium Manager stays offline: no driver download, no usage statistics; the local
-    # chromedriver is named below, so the manager has nothing to look up.
-    os.environ["SE_OFFLINE"] = "true"
-    os.environ["SE_AVOID_STATS"] = "true"
-    profile = tempfile.mkdtemp(prefix="recos-chromium-")
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = _chromium()
-    for flag in CHROMIUM_FLAGS + [f"--user-data-dir={profile}"]:
-        opts.add_argument(flag)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    drv = webdriver.Chrome(options=opts, service=Service(executable_path=_chromedriver()))
-    drv.set_page_load_timeout(60)
-    drv.set_script_timeout(60)
-    yield drv
-    drv.quit()
-    shutil.rmtree(profile, ignore_errors=True)
+    if chromium() is None:
+        pytest.skip(NO_CHROMIUM)
+    yield from offline_driver("1280,1000", page_load_timeout=60)
 
 
 def open_page(driver, url: str) -> None:
@@ -502,9 +444,9 @@ def test_no_console_errors_and_nothing_fetched_from_elsewhere(driver, server):
 
 @needs_chromium
 def test_without_data_the_page_says_where_the_weights_come_from(driver, tmp_path):
-    srv, url = _serve(write_site(tmp_path, None))
+    served = serve(write_site(tmp_path, None))
     try:
-        open_page(driver, url)
+        open_page(driver, next(served))
         text = js(driver, "return document.querySelector('#recos-explorer').innerText")
         assert "exported by `recos-book run` when Chapter 2 runs" in text
         msg = js(driver, "try { window.recosExplorer.logits(new Array(784).fill(0), 'baseline'); }"
@@ -512,5 +454,4 @@ def test_without_data_the_page_says_where_the_weights_come_from(driver, tmp_path
         assert msg.startswith("The explorer's weights are missing")
         assert js(driver, "return window.recosExplorer.ready") is False
     finally:
-        srv.shutdown()
-        srv.server_close()
+        served.close()
