@@ -108,10 +108,18 @@ NOTES = [
     "* Where the time goes: Chapter 2 trains 72 LeNet-5s (the TReLU networks of one seed as "
     "one wide network, `recos_utils.stacked`); on 2 cores a LeNet-5 costs about 7 s of wall "
     "time when two train side by side, so that chapter alone is most of the budget.", "",
-    "* **Chapter 6** (Saak, Saab, the LeNet-5 designed without backpropagation) added about "
-    "80-100 s to the full book: six designed networks (3 seeds x MNIST and Fashion-MNIST, about "
+    "* **The full book is now over its 15-minute target** (957 s in the run above, 57 s "
+    "over): Chapter 6 adds 114 s (its own bound, 3 min, holds), and Chapters 1-5 took 830 s "
+    "here against 788 s in the previous recorded run, with the same work (the machine's "
+    "load differs between runs by a few percent). Nothing was cut to hide it: every "
+    "remaining lever cuts a faithful protocol (seeds, training images or arms of Chapters "
+    "2-4, or Chapter 6's Fashion-MNIST arm or seeds, which issue 16 asks for), and the design's "
+    "cheap knobs were measured to gain little (10 instead of 20 k-means rounds and 100k "
+    "instead of 200k windows save about 1 s of 17 per network). The budget needs a decision by whoever "
+    "sets it: a 17-minute target for six chapters, or a named cut.",
+    "* **Chapter 6** (Saak, Saab, the LeNet-5 designed without backpropagation): six designed networks (3 seeds x MNIST and Fashion-MNIST, about "
     "18 s each on one thread, two side by side) and three backprop LeNet-5s on Fashion-MNIST "
-    "(the MNIST ones are Chapter 2's, from the cache). The design records the smallest Saab "
+    "(the MNIST ones are Chapter 2's, from the cache); about 114 s. The design records the smallest Saab "
     "response while it computes the layers, instead of a second float64 pass over the "
     "training set (21 s per network saved); both datasets are designed in one pass of the "
     "worker pool. Nothing of Chapters 1-5 was cut for it.",
