@@ -109,9 +109,10 @@ def bp_networks(datasets: list[str], seeds: list[int], *, n_train: int | None, r
     when the network was trained)."""
     configs = [TrainConfig(dataset=d, n_train=n_train, seed=s, recipe=recipe)
                for d in datasets for s in seeds]
+    tests = {d: load_dataset(d, "test", data_dir).subset(n_test) for d in datasets}
     out = {d: [] for d in datasets}
     for c, (model, hist) in zip(configs, train_lenets(configs, device=device, data_dir=data_dir)):
-        test = load_dataset(c.dataset, "test", data_dir).subset(n_test)
+        test = tests[c.dataset]
         out[c.dataset].append({
             "model": model, "test_acc": evaluate(model, test.images, test.labels),
             "test_acc_reversed": evaluate(model, reverse_grey(test.images), test.labels),
@@ -132,15 +133,19 @@ def compare(runs: list[dict]) -> dict:
 def anchor_match(saab_kernels: torch.Tensor, bp_anchors: torch.Tensor, *, draws: int = 1000,
                  seed: int = 0) -> dict:
     """Saab conv1 kernels (K x 1 x k x k) against backprop conv1 anchors (K x 1 x k x k):
-    the optimal one-to-one matching on |cos|, its mean and angles, and the same for
-    ``draws`` sets of random Gaussian directions (the chance level of Chapter 3)."""
+    the optimal one-to-one matching on |cos| (``pairs``: [backprop anchor, Saab kernel];
+    ``bp_for_kernel`` / ``deg_for_kernel``: the matched anchor and the angle of each Saab
+    kernel, in kernel order), its mean, and the same for ``draws`` sets of random Gaussian
+    directions (the chance level of Chapter 3)."""
     a = saab_kernels.reshape(len(saab_kernels), -1).double().numpy()
     b = bp_anchors.reshape(len(bp_anchors), -1).detach().double().numpy()
     m = sphere.match(b, a, signed=False)
     rnd = sphere.random_match_scores(len(b), a, draws=draws, seed=seed, signed=False,
                                      center=False)
     deg = np.degrees(np.arccos(np.clip(m.score, 0.0, 1.0)))
+    by_kernel = np.argsort(m.cols)                  # the pairs in Saab-kernel order
     return {"mean_abs_cos": m.mean_score, "angles_deg": deg.tolist(),
             "pairs": [[int(i), int(j)] for i, j in zip(m.rows, m.cols)],
+            "bp_for_kernel": m.rows[by_kernel].tolist(), "deg_for_kernel": deg[by_kernel].tolist(),
             "random_mean": float(rnd.mean()), "random_q99": float(np.quantile(rnd, 0.99)),
             "draws": draws}

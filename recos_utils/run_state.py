@@ -23,6 +23,7 @@ chapter then runs again) and replaced.
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 import json
 import os
@@ -79,6 +80,7 @@ def data_checksum(data_dir: str | None = None) -> str:
     return h.hexdigest()
 
 
+@functools.lru_cache(maxsize=1)
 def _code_sha256() -> str:
     here = Path(__file__).parent
     return hashlib.sha256(b"".join(p.read_bytes() for p in sorted(here.glob("*.py")))).hexdigest()

@@ -255,6 +255,8 @@ def test_anchor_match_finds_a_permuted_sign_flipped_copy_and_beats_chance():
     assert m["mean_abs_cos"] == pytest.approx(1.0, abs=1e-12)
     assert max(m["angles_deg"]) < 1e-5 and m["random_q99"] < 0.9
     assert sorted((i, j) for i, j in m["pairs"]) == sorted((i, p) for i, p in enumerate(perm))
+    assert m["bp_for_kernel"] == [perm.index(j) for j in range(6)]   # anchor of each kernel
+    assert len(m["deg_for_kernel"]) == 6 and max(m["deg_for_kernel"]) < 1e-5
 
 
 def test_compare_is_mean_and_sample_std_over_seeds():
