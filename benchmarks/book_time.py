@@ -11,7 +11,7 @@
    backward, counted analytically and cross-checked with
    ``torch.utils.flop_counter.FlopCounterMode``; only convolutions and matrix products
    count, as usual) times the samples per second the book's trainer (``train.fit``)
-   achieves, on one thread and on all cores (``train.train_lenets``: one model per worker
+   achieves, on one thread and on all cores (``trainer.train_all``: one model per worker
    process, as the chapters train), against a large float32 matrix product on the same
    machine, on one thread and on all threads.
 
@@ -106,7 +106,7 @@ NOTES = [
     "* Nothing else was cut: every arm, seed, threshold and training image of Chapters 2-4's "
     "comparisons is in the faithful run.",
     "* Where the time goes: Chapter 2 trains 72 LeNet-5s (the TReLU networks of one seed as "
-    "one wide network, `recos_utils.stacked`); on 2 cores a LeNet-5 costs about 7 s of wall "
+    "one wide network, `recos_utils.core.stacked`); on 2 cores a LeNet-5 costs about 7 s of wall "
     "time when two train side by side, so that chapter alone is most of the budget.", "",
     "* **The full book is now over its 15-minute target** (957 s in the run above, 57 s "
     "over): Chapter 6 adds 114 s (its own bound, 3 min, holds), and Chapters 1-5 took 830 s "
@@ -125,10 +125,28 @@ NOTES = [
     "worker pool. Nothing of Chapters 1-5 was cut for it.",
     "* The second run of the same command reuses every chapter and the build (`run_state`); "
     "its time is in the line under each table.", "",
-    "## On a GPU", "",
-    "No GPU was available to the session that set up this protocol (the device tool lent "
-    "none), so `recos-book run --device cuda` has no recorded per-chapter times yet; the code "
-    "path is the same (`--device cuda` trains the models one after another on the GPU).", ""]
+]
+
+
+def gpu_section(path: Path = ROOT / "benchmarks" / "gpu_book.json") -> list[str]:
+    """The GPU times recorded by ``benchmarks/gpu_book.py`` (on a lent device machine)."""
+    lines = ["## On a GPU", ""]
+    if not path.is_file():
+        return lines + ["No GPU time is recorded yet (`benchmarks/gpu_book.py` writes it).", ""]
+    g = json.loads(path.read_text())
+    lines += [f"Full mode, `DEVICE=\"cuda\"`, on one {g['device']} (PyTorch {g['torch']}), "
+              f"{g.get('date', '')}, by `benchmarks/gpu_book.py`: every chapter's cells in one "
+              f"process, fresh model store. {g.get('note', '')}", "",
+              "| Chapter | wall s | slowest cell (s) |", "|---|---:|---|"]
+    for stem, c in g["chapters"].items():
+        slow = c.get("slowest") or [[None, c.get("error", "")]]
+        lines.append(f"| {stem} | {c.get('seconds', 'failed')} | "
+                     f"{slow[0][0]} `{str(slow[0][1]).splitlines()[0][:60]}` |")
+    lines += ["", f"Chapters 1-6: {g['total_s_chapters_1_to_6']} s. The models train one "
+              "after another on the GPU (Chapter 6's designs on the CPU, in a pool of "
+              "workers), so small LeNet-5s leave the GPU mostly idle: Chapter 2's 72 networks "
+              "are most of the time.", ""]
+    return lines
 
 
 def run_book(mode: str, *, device: str = "cpu", only: list[str] | None = None,
@@ -139,7 +157,7 @@ def run_book(mode: str, *, device: str = "cpu", only: list[str] | None = None,
     if out.exists():
         shutil.rmtree(out)
     env = dict(os.environ, RECOS_CACHE_DIR=str(work / "cache"), RECOS_PROGRESS="0")
-    cmd = [sys.executable, "-m", "recos_utils.cli", "run", "--mode", mode, "--device", device,
+    cmd = [sys.executable, "-m", "recos_utils.runner.cli", "run", "--mode", mode, "--device", device,
            "--out", str(out)] + (["--only", *only] if only else [])
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
@@ -176,7 +194,7 @@ def lenet5_flops_per_sample() -> dict:
     import torch.nn.functional as F
     from torch.utils.flop_counter import FlopCounterMode
 
-    from recos_utils.models import LeNet5
+    from recos_utils.core.models import LeNet5
 
     # multiply-adds of each layer's forward pass on a 28x28 input padded to 32x32
     macs = {"conv1": 6 * 28 * 28 * 1 * 5 * 5, "conv2": 16 * 10 * 10 * 6 * 5 * 5,
@@ -218,10 +236,13 @@ def matmul_gflops(threads: int, n: int = 2048, repeats: int = 5) -> float:
 def training_rates(flops_per_sample: float, n_train: int = 20000) -> dict:
     """Samples/s and GFLOP/s of the book's trainer: one model on one thread, and one model
     per core in worker processes (as the chapters train)."""
-    from recos_utils.data import DataError, Dataset, load_dataset
+    from recos_utils.core.data import DataError, Dataset, load_dataset
     import dataclasses
 
-    from recos_utils.train import RECIPE, TrainConfig, fit, train_lenets, workers
+    from recos_utils.core.device import workers
+    from recos_utils.core.kinds import lenet_specs
+    from recos_utils.core.train import RECIPE, TrainConfig, fit
+    from recos_utils.core.trainer import train_all
 
     try:
         ds = load_dataset("mnist", "train").subset(n_train)
@@ -244,10 +265,10 @@ def training_rates(flops_per_sample: float, n_train: int = 20000) -> dict:
     n = workers()
     if data.startswith("MNIST") and n > 1:
         t0 = time.perf_counter()
-        runs = train_lenets([TrainConfig(n_train=n_train, recipe=recipe, seed=s) for s in range(n)],
-                            use_cache=False)
+        runs = train_all(lenet_specs([TrainConfig(n_train=n_train, recipe=recipe, seed=s)
+                                      for s in range(n)]), use_cache=False)
         wall = time.perf_counter() - t0
-        in_fit = sum(n_train / h["seconds"] for _, h in runs)
+        in_fit = sum(n_train / r.history["seconds"] for r in runs)
         out["all_cores"] = {"models": n, "wall_s": round(wall, 2),
                             "samples_per_s_wall": round(n * n_train / wall, 1),
                             "gflops_wall": round(n * n_train / wall * flops_per_sample / 1e9, 3),
@@ -351,7 +372,7 @@ def markdown(data: dict) -> str:
                   "product: the rest is per-operation overhead, not arithmetic. This is why "
                   "the book trains one model per core (several models side by side) rather "
                   "than one model on all cores.", ""]
-    lines += NOTES
+    lines += NOTES + gpu_section()
     return "\n".join(lines)
 
 

@@ -1,4 +1,4 @@
-"""Benchmark: the feedforward design of Chapter 6 (``recos_utils.feedforward``), its time and
+"""Benchmark: the feedforward design of Chapter 6 (``recos_utils.core.feedforward``), its time and
 peak memory, on the whole MNIST training set.
 
 For each seed, in a fresh process (so that peak memory is that of one design): load the
@@ -29,8 +29,8 @@ _ONE = """
 import json, resource, sys, time, torch
 threads, seed = int(sys.argv[1]), int(sys.argv[2])
 torch.set_num_threads(threads)
-from recos_utils import feedforward as ff
-from recos_utils.data import load_dataset
+from recos_utils.core import feedforward as ff
+from recos_utils.core.data import load_dataset
 train, test = load_dataset("mnist", "train"), load_dataset("mnist", "test")
 t0 = time.perf_counter()
 model = ff.design_lenet5(train.images, train.labels, ff.FFConfig(seed=seed))

@@ -4,7 +4,7 @@ Measures seconds per model for 100 training steps (batch 128) of M models:
 ``single`` (one model, one thread, the baseline), ``vmap`` (torch.func over stacked
 parameters), ``grouped`` (the M models as one network with grouped convolutions and
 batched matmuls) and ``pool`` (M models in M worker processes at once, one thread each, as
-``recos_utils.train.run_jobs`` does). Prints one JSON object; ``--record`` writes
+``recos_utils.core.trainer.train_all`` does). Prints one JSON object; ``--record`` writes
 benchmarks/stacking.json.
 """
 from __future__ import annotations
@@ -26,8 +26,8 @@ STEPS, BS = 100, 128
 
 
 def batches():
-    from recos_utils.data import load_dataset
-    from recos_utils.train import to_input
+    from recos_utils.core.data import load_dataset
+    from recos_utils.core.train import to_input
 
     tr = load_dataset("mnist", "train")
     return [(to_input(tr.images[i * BS:(i + 1) * BS]), tr.labels[i * BS:(i + 1) * BS])
@@ -35,7 +35,7 @@ def batches():
 
 
 def single(data) -> float:
-    from recos_utils.models import LeNet5
+    from recos_utils.core.models import LeNet5
 
     m = LeNet5()
     opt = torch.optim.Adam(m.parameters(), lr=2e-3)
@@ -51,7 +51,7 @@ def single(data) -> float:
 def vmapped(data, M) -> float:
     from torch.func import functional_call, stack_module_state
 
-    from recos_utils.models import LeNet5
+    from recos_utils.core.models import LeNet5
 
     models = [LeNet5() for _ in range(M)]
     params, bufs = stack_module_state(models)

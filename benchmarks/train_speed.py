@@ -8,7 +8,7 @@ digits every quarter epoch; evaluation time is excluded from both clocks.
   (batch 64), LeNet-5 in the textbook order conv -> ReLU -> pool, Adam at a constant
   learning rate of 1e-3: the loop of a tutorial. It trains until the test accuracy first
   reaches the target, for at most ``--max-epochs`` epochs (15), and says so if it never does.
-* ``book``: ``recos_utils.train.fit`` with the book's recipe (``train.RECIPE``) on uint8
+* ``book``: ``recos_utils.core.train.fit`` with the book's recipe (``train.RECIPE``) on uint8
   tensors held in memory, the book's LeNet-5, for every seed of ``--seeds`` (5). Its time
   to target is that of the first evaluation at which the **mean** accuracy over the seeds
   reaches the target (the recipe's promise is a mean: >= 99 % over seeds), at the seeds'
@@ -44,8 +44,8 @@ def naive_run(root: str, test, target: float, max_epochs: int, seed: int = 0) ->
     import torchvision
     from torchvision import transforms
 
-    from recos_utils.models import LeNet5
-    from recos_utils.train import evaluate
+    from recos_utils.core.models import LeNet5
+    from recos_utils.core.train import evaluate
 
     ds = torchvision.datasets.MNIST(root, train=True, transform=transforms.ToTensor())
     g = torch.Generator().manual_seed(seed)
@@ -80,7 +80,7 @@ def naive_run(root: str, test, target: float, max_epochs: int, seed: int = 0) ->
 
 def book_run(train, test, seed: int, target: float) -> dict:
     """The book's recipe for one seed, evaluated every quarter epoch."""
-    from recos_utils.train import RECIPE, TrainConfig, fit
+    from recos_utils.core.train import RECIPE, TrainConfig, fit
 
     model = TrainConfig(seed=seed).model()
     quarter = RECIPE.steps(len(train)) // round(RECIPE.epochs * 4)
@@ -96,8 +96,8 @@ def book_run(train, test, seed: int, target: float) -> dict:
 
 
 def main() -> None:
-    from recos_utils.data import data_roots, load_dataset
-    from recos_utils.train import RECIPE, TrainConfig, evaluate, fit
+    from recos_utils.core.data import data_roots, load_dataset
+    from recos_utils.core.train import RECIPE, TrainConfig, evaluate, fit
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", type=int, default=5, help="seeds of the book's recipe (5)")

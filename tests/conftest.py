@@ -25,7 +25,7 @@ def _hermetic_cache(tmp_path_factory):
 
 
 def have_mnist() -> bool:
-    from recos_utils.data import DataError, load_dataset
+    from recos_utils.core.data import DataError, load_dataset
 
     try:
         load_dataset("mnist", "test", download=False)
@@ -47,7 +47,7 @@ def quick_book(tmp_path_factory):
     if _SKIP_NO_MNIST:
         pytest.skip("MNIST not found: set RECOS_DATA_DIR")
     out = tmp_path_factory.mktemp("quick_book")
-    proc = subprocess.run([sys.executable, "-m", "recos_utils.cli", "run", "--mode", "quick",
+    proc = subprocess.run([sys.executable, "-m", "recos_utils.runner.cli", "run", "--mode", "quick",
                            "--device", "cpu", "--out", str(out)], cwd=ROOT,
                           capture_output=True, text=True)
     assert proc.returncode == 0, f"recos-book run failed:\n{proc.stdout}\n{proc.stderr[-5000:]}"

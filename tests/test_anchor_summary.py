@@ -1,11 +1,11 @@
-"""Tests of recos_utils.anchor_summary (Chapter 3's plain-dict summaries), against values
+"""Tests of recos_utils.chapters.ch3_anchor_summary (Chapter 3's plain-dict summaries), against values
 computed by hand."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from recos_utils import anchor_summary as summ
+from recos_utils.chapters import ch3_anchor_summary as summ
 
 
 def test_top_patch_cos_is_mean_of_centred_cosines():
@@ -16,13 +16,6 @@ def test_top_patch_cos_is_mean_of_centred_cosines():
                   [[5.0, 7.0, 5.0, 5.0], [0.0, 2.0, 0.0, 0.0]]])
     assert summ.top_patch_cos(p, a) == pytest.approx((1 - 1 + 1 + 1) / 4)
     assert summ.top_patch_cos(p[:1, :1], a[:1]) == pytest.approx(1.0)
-
-
-def test_phrases_follow_their_thresholds():
-    assert summ.top_phrase(0.71) == "are close copies of"
-    assert summ.top_phrase(0.7) == "resemble" and summ.top_phrase(0.41) == "resemble"
-    assert summ.top_phrase(0.4) == "only loosely resemble"
-    assert summ.dc_phrase(0.09) == "changes little" and summ.dc_phrase(0.1) == "matters"
 
 
 def test_match_summary_of_exact_and_negated_anchors():
@@ -36,31 +29,27 @@ def test_match_summary_of_exact_and_negated_anchors():
     assert m["frac_random_ge_learned"] == 0.0
     assert m["mean_cos_random"] < m["mean_cos_random_q95"] < 1.0
     assert m["mean_cos_random_abs"] > m["mean_cos_random"]
+    assert m["learned"]["n"] == 2 and m["untrained"]["n"] == 1 and m["n_random"] == 50
 
 
-def test_match_verdict_rule():
-    base = {"mean_cos_random_q95": 0.5, "mean_cos_untrained": 0.4}
-    cos29, cos31 = np.cos(np.radians(29)), np.cos(np.radians(31))
-    v = summ.match_verdict({**base, "mean_cos_learned": cos29})
-    assert v["claim"] == "holds" and v["learned_deg"] == pytest.approx(29)
-    assert v["chance_phrase"] == "far better than"
-    assert summ.match_verdict({**base, "mean_cos_learned": cos31})["claim"] == "holds only loosely"
-    # below the random sets' 95% quantile, or below the untrained networks: not above chance
-    v = summ.match_verdict({**base, "mean_cos_learned": 0.45})
-    assert v["claim"] == "does not hold" and v["chance_phrase"] == "no better than"
-    low = summ.match_verdict({"mean_cos_random_q95": 0.5, "mean_cos_untrained": 0.9,
-                              "mean_cos_learned": 0.8})
-    assert low["claim"] == "does not hold"
+def test_match_comparison_by_the_one_rule():
+    # learned 0.80 +- 0.02 over 4 seeds (SE 0.01); random 0.50 +- 0.10 over 100 sets (SE 0.01):
+    # difference 0.30 against 2 * sqrt(0.01^2 + 0.01^2) = 0.028 -> clearly greater
+    m = {"mean_cos_learned": 0.8, "learned": {"mean": 0.8, "std": 0.02, "n": 4},
+         "untrained": {"mean": 0.79, "std": 0.02, "n": 4},       # 0.01 < 2 * 0.0141: level
+         "mean_cos_random": 0.5, "mean_cos_random_std": 0.1, "n_random": 100}
+    c = summ.match_comparison(m)
+    assert c["vs_random"] == "clearly greater" and c["vs_untrained"] == "not distinguishable"
+    assert c["learned_deg"] == pytest.approx(np.degrees(np.arccos(0.8)))
+    m["untrained"] = {"mean": 0.9, "std": 0.0, "n": 4}           # 0.1 > 2 * 0.01: less
+    assert summ.match_comparison(m)["vs_untrained"] == "clearly less"
 
 
-def test_gap_trend():
+def test_match_gap():
     by_k = {6: {"mean_cos_learned": 0.6, "mean_cos_random": 0.3},
-            12: {"mean_cos_learned": 0.75, "mean_cos_random": 0.4},    # gap 0.30 -> 0.35
-            24: {"mean_cos_learned": 0.71, "mean_cos_random": 0.4},    # 0.30 -> 0.31
-            48: {"mean_cos_learned": 0.6, "mean_cos_random": 0.45}}    # 0.30 -> 0.15
-    assert summ.gap_trend(by_k, 6, 12) == "widens"
-    assert summ.gap_trend(by_k, 6, 24) == "stays"
-    assert summ.gap_trend(by_k, 6, 48) == "narrows"
+            48: {"mean_cos_learned": 0.6, "mean_cos_random": 0.45}}
+    assert summ.match_gap(by_k, 6) == pytest.approx(0.3)
+    assert summ.match_gap(by_k, 48) == pytest.approx(0.15)
 
 
 def test_dc_share():
@@ -77,8 +66,7 @@ def test_geometry_layer_and_spread():
     assert g["random_std_deg"] == pytest.approx(5.0)
     s = summ.spread_ratios({"a": g, "b": {**g, "learned_std_deg": 6.0}})
     assert s["ratios"] == pytest.approx({"a": 2.0, "b": 1.2})
-    assert s["widest"] == "a" and s["phrase"] == "are no longer"
-    assert summ.spread_ratios({"b": {**g, "learned_std_deg": 6.0}})["phrase"] == "stay close to"
+    assert s["widest"] == "a" and s["widest_ratio"] == pytest.approx(2.0)
 
 
 def test_sparsity_summary():
@@ -88,10 +76,12 @@ def test_sparsity_summary():
     assert s["mean"] == pytest.approx({"c1": 0.6, "c2": 0.3, "f1": 0.8})
     assert s["std"]["c1"] == pytest.approx(np.std([0.5, 0.7], ddof=1)) and s["std"]["c2"] == 0
     assert s["untrained"] == pytest.approx({"c1": 0.5, "c2": 0.5, "f1": 0.8})
-    assert s["groups"] == {"sparser": ["c1"], "denser": ["c2"],
-                           "about as sparse as before": ["f1"]}
     assert (s["lo"], s["hi"]) == ("c2", "f1")
-    assert s["phrase"] == "c1 sparser; c2 denser; f1 about as sparse as before"
+    # c1: 0.6 +- 0.141 (SE 0.1) vs 0.5 +- 0: 0.1 < 2 * 0.1, level; c2: 0.3 vs 0.5, both
+    # exact: clearly less; f1: 0.8 vs 0.8: level
+    assert s["compare"] == {"c1": "not distinguishable", "c2": "clearly less",
+                            "f1": "not distinguishable"}
+    assert s["stats"]["c1"]["values"] == [0.5, 0.7] and s["stats_untrained"]["f1"]["n"] == 2
 
 
 def test_angle_band_and_formation_summary():
@@ -106,9 +96,9 @@ def test_angle_band_and_formation_summary():
     # medians over the 4 anchors: 70, 60, 25, 0; half of 70 first reached at step 10
     assert L["median_angle_deg"] == [70, 60, 25, 0] and L["half_way_step"] == 10
     assert L["initial_angle_deg"] == pytest.approx(70.0)
-    assert f["early"] and f["phrase"] == "find their direction early"
-    late = summ.formation_summary([0, 1, 10, 30], [r1, r2], ["L"])     # 10 > 0.25 * 30
-    assert not late["early"] and late["phrase"] == "keep turning late"
+    assert L["half_way_share"] == pytest.approx(0.1) and f["latest_half_way_share"] == 0.1
+    late = summ.formation_summary([0, 1, 10, 30], [r1, r2], ["L"])
+    assert late["latest_half_way_share"] == pytest.approx(1 / 3)
 
 
 def _run(accs, acc, turn):
@@ -129,19 +119,13 @@ def test_arm_summary_steps_and_race():
     assert r["steps_to_95_per_seed"] == [15, 10] and r["n_reached_95"] == 2
     r99 = summ.arm_summary(runs, early, {"99": 0.99})
     assert r99["steps_to_99"] is None and r99["n_reached_99"] == 0
-    assert summ.steps_text(r99, "99") == "never, within the run"
-    assert summ.steps_text(r, "97") == "18 ± 4 steps"
+    assert summ.steps_cell(r99["steps_to_99_per_seed"]) == "—, —"
+    assert summ.steps_cell([1500, 20]) == "1,500, 20"
+    assert r["stats"]["final_acc"]["values"] == [0.98, 0.99]
+    assert r["stats"]["conv1_angle_change_deg"]["mean"] == pytest.approx(46.0)
     part = summ.steps_summary([15, None])
     assert part == {"mean": None, "std": None, "per_seed": [15, None], "n_reached": 1}
-    assert summ.steps_text({"steps_to_x": None, "n_reached_x": 1, "n_seeds": 2}, "x") == \
-        "only in 1 of 2 seeds"
+    assert summ.steps_cell(part["per_seed"]) == "15, —"
     assert summ.seed_race([10, None, 30, None], [20, 5, 30, None]) == {"n_sooner": 1,
                                                                        "n_later": 1}
     assert summ.seed_race([10, 40], [None, 30]) == {"n_sooner": 1, "n_later": 1}
-
-
-def test_move_phrase():
-    init = {"kmeans": {"conv1_angle_change_deg": 20.0}, "random": {"conv1_angle_change_deg": 30.0}}
-    assert summ.move_phrase(init) == "move less"
-    init["kmeans"]["conv1_angle_change_deg"] = 30.0
-    assert summ.move_phrase(init) == "move no less"

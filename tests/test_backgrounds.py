@@ -1,12 +1,12 @@
-"""Tests of recos_utils.backgrounds: the mnist-back-image generator of Chapter 4."""
+"""Tests of recos_utils.core.backgrounds: the mnist-back-image generator of Chapter 4."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 
-from recos_utils import backgrounds as bgs
-from recos_utils.data import Dataset
+from recos_utils.core import backgrounds as bgs
+from recos_utils.core.data import Dataset
 
 ALL = bgs.SEEN_PHOTOS + bgs.UNSEEN_PHOTOS
 

@@ -133,3 +133,29 @@ def test_chapter1_numbers_are_glued_from_its_results(quick_book):
     assert f"{r['conv1_frac_zeroed']:.1%}" in text
     assert f"{r['conv_relu_equals_recos']['conv2_max_abs_err']:.1e}" in text
     assert "{glue" not in text
+
+
+def test_every_figure_has_an_opaque_background(quick_book):
+    """Dark mode (issue 26): a figure with transparent pixels shows black text on the dark
+    theme's background; every image the book renders must be opaque."""
+    from PIL import Image
+
+    images = sorted((quick_book / "html" / "_images").glob("*.png"))
+    assert len(images) >= 20                                  # the chapters' figures are there
+    see_through = []
+    for path in images:
+        im = Image.open(path)
+        if im.mode in ("RGBA", "LA", "P") or "transparency" in im.info:
+            if im.convert("RGBA").getchannel("A").getextrema()[0] < 255:
+                see_through.append(path.name)
+    assert not see_through, f"figures with transparent pixels: {see_through}"
+
+
+def test_no_chapter_hard_codes_a_device():
+    """The device path (issue 25): chapters and their modules follow DEVICE; none calls
+    .cuda() or names "cuda:0" itself, so DEVICE=cpu runs anywhere and DEVICE=cuda on a GPU."""
+    sources = [(p.name, "".join(c["source"])) for p in CHAPTERS
+               for c in json.loads(p.read_text())["cells"] if c["cell_type"] == "code"]
+    sources += [(p.name, p.read_text()) for p in (ROOT / "recos_utils").rglob("*.py")]
+    bad = [name for name, src in sources if re.search(r"\.cuda\(|['\"]cuda:\d", src)]
+    assert not bad, bad

@@ -1,4 +1,4 @@
-"""The model cache: keys, atomic writes, checksums, weights-only loading, concurrency."""
+"""The model store: atomic writes, checksums, weights-only loading, concurrency."""
 import multiprocessing
 import os
 import warnings
@@ -6,7 +6,18 @@ import warnings
 import pytest
 import torch
 
-from recos_utils import cache
+from recos_utils.core import cache
+from recos_utils.core.trainer import Kind, Spec, spec_key, train_all
+
+
+def cached(config, build, use_cache=True):
+    """The store through the one entry point: a toy kind whose training is ``build()``."""
+    kind = Kind("toy", lambda c, device, data_dir: build(), lambda c, e: e, datasets=lambda c: [])
+    return train_all([Spec(kind, config)], use_cache=use_cache, n_workers=1)[0].entry
+
+
+def key(config):
+    return spec_key(Spec(Kind("toy", None, None, datasets=lambda c: []), config))
 
 
 @pytest.fixture
@@ -21,15 +32,6 @@ def payload(seed=0):
             "history": {"loss": [1.0, 0.5], "steps": 2}}
 
 
-def test_key_depends_on_every_config_field_and_on_the_code():
-    base = {"epochs": 6, "seed": 0, "activation": "relu"}
-    k = cache.config_key(base)
-    assert k == cache.config_key(dict(reversed(list(base.items()))))  # order does not matter
-    for field, value in (("epochs", 7), ("seed", 1), ("activation", "tanh")):
-        assert cache.config_key({**base, field: value}) != k
-    assert cache.config_key(base, extra_modules=("recos.py",)) != k
-
-
 def test_round_trip_loads_with_weights_only(cdir):
     calls = []
 
@@ -37,8 +39,8 @@ def test_round_trip_loads_with_weights_only(cdir):
         calls.append(1)
         return payload()
 
-    a = cache.cached({"x": 1}, build)
-    b = cache.cached({"x": 1}, build)
+    a = cached({"x": 1}, build)
+    b = cached({"x": 1}, build)
     assert len(calls) == 1
     torch.testing.assert_close(a["state_dict"]["w"], b["state_dict"]["w"])
     assert b["history"] == {"loss": [1.0, 0.5], "steps": 2}
@@ -48,7 +50,7 @@ def test_round_trip_loads_with_weights_only(cdir):
 
 def test_weights_only_refuses_arbitrary_objects(cdir, tmp_path):
     """An entry holding a pickled object (not tensors/containers) is refused and rebuilt."""
-    path = cdir / (cache.config_key({"evil": 1}) + ".pt")
+    path = cdir / (key({"evil": 1}) + ".pt")
     cdir.mkdir(parents=True)
     import hashlib
     import io
@@ -57,7 +59,7 @@ def test_weights_only_refuses_arbitrary_objects(cdir, tmp_path):
     data = buf.getvalue()
     path.write_bytes(hashlib.sha256(data).hexdigest().encode() + b"\n" + data)
     with pytest.warns(cache.CacheWarning, match="unreadable"):
-        entry = cache.cached({"evil": 1}, payload)
+        entry = cached({"evil": 1}, payload)
     assert "state_dict" in entry
 
 
@@ -67,7 +69,7 @@ class Exotic:
 
 @pytest.mark.parametrize("damage", ["flip", "truncate", "empty", "garbage"])
 def test_corrupted_entry_is_detected_and_rebuilt(cdir, damage):
-    cache.cached({"x": 2}, payload)
+    cached({"x": 2}, payload)
     (path,) = cdir.iterdir()
     blob = bytearray(path.read_bytes())
     if damage == "flip":
@@ -80,11 +82,11 @@ def test_corrupted_entry_is_detected_and_rebuilt(cdir, damage):
         blob = bytearray(b"hello\nworld")
     path.write_bytes(bytes(blob))
     with pytest.warns(cache.CacheWarning, match="corrupted"):
-        entry = cache.cached({"x": 2}, lambda: payload(seed=5))
+        entry = cached({"x": 2}, lambda: payload(seed=5))
     torch.testing.assert_close(entry["state_dict"]["w"], payload(5)["state_dict"]["w"])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        again = cache.cached({"x": 2}, lambda: pytest.fail("must not rebuild"))
+        again = cached({"x": 2}, lambda: pytest.fail("must not rebuild"))
     torch.testing.assert_close(again["state_dict"]["w"], entry["state_dict"]["w"])
 
 
@@ -94,12 +96,12 @@ def test_failure_while_saving_leaves_nothing(cdir, monkeypatch):
 
     monkeypatch.setattr(os, "replace", boom)
     with pytest.raises(KeyboardInterrupt):
-        cache.cached({"x": 3}, payload)
+        cached({"x": 3}, payload)
     assert not cdir.exists() or list(cdir.iterdir()) == []
 
 
 def test_leftovers_of_a_killed_writer_are_swept_but_a_live_writers_file_is_not(cdir):
-    path = cdir / f"{cache.config_key({'x': 5})}.pt"
+    path = cdir / f"{key({'x': 5})}.pt"
     cdir.mkdir(parents=True)
     old, live = path.with_name(path.name + ".abc.tmp"), path.with_name(path.name + ".def.tmp")
     other = cdir / "0123.pt.ghi.tmp"          # another entry's leftover is not ours to judge
@@ -108,7 +110,7 @@ def test_leftovers_of_a_killed_writer_are_swept_but_a_live_writers_file_is_not(c
     two_hours_ago = os.path.getmtime(old) - 7200
     os.utime(old, (two_hours_ago, two_hours_ago))
     os.utime(other, (two_hours_ago, two_hours_ago))
-    cache.cached({"x": 5}, payload)
+    cached({"x": 5}, payload)
     assert path.exists() and not old.exists() and live.exists() and other.exists()
 
 
@@ -117,7 +119,7 @@ def test_failure_while_training_leaves_nothing(cdir):
         raise RuntimeError("out of memory")
 
     with pytest.raises(RuntimeError):
-        cache.cached({"x": 4}, build)
+        cached({"x": 4}, build)
     assert not cdir.exists() or list(cdir.iterdir()) == []
 
 
@@ -148,5 +150,5 @@ def test_concurrent_writers_never_leave_a_broken_entry(cdir):
 def test_disabled_cache_always_builds(cdir):
     calls = []
     for _ in range(2):
-        cache.cached({"x": 5}, lambda: calls.append(1) or payload(), use_cache=False)
+        cached({"x": 5}, lambda: calls.append(1) or payload(), use_cache=False)
     assert len(calls) == 2 and not cdir.exists()

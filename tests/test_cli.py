@@ -11,7 +11,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from recos_utils import cli
+from recos_utils.runner import cli
 
 PARAMS = 'QUICK = False  # quick\nDEVICE = "auto"  # device\nSEED = 0  # seed\n' \
          'DATA_DIR = None  # data\nRESULTS_DIR = None  # results\n'
@@ -37,7 +37,7 @@ def make_project(root: Path, chapters: dict[str, str], intro: str = "# Intro\n")
 
 
 def run_cli(root, *args, **kw):
-    return subprocess.run([sys.executable, "-m", "recos_utils.cli", "run", "--mode", "quick",
+    return subprocess.run([sys.executable, "-m", "recos_utils.runner.cli", "run", "--mode", "quick",
                            "--device", "cpu", "--out", str(root / "_out"), *args], cwd=root,
                           capture_output=True, text=True, **kw)
 
@@ -85,7 +85,7 @@ def test_ctrl_c_stops_cleanly_and_says_what_finished(tmp_path):
     started = tmp_path / "slow_cell_started"
     root = make_project(tmp_path, {"01_fast": "x = 1", "02_slow": (
         f"import time; open({str(started)!r}, 'w').close(); time.sleep(120)")})
-    proc = subprocess.Popen([sys.executable, "-m", "recos_utils.cli", "run", "--mode", "quick",
+    proc = subprocess.Popen([sys.executable, "-m", "recos_utils.runner.cli", "run", "--mode", "quick",
                              "--device", "cpu", "--out", str(root / "_out"), "--no-build"],
                             cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             # a shell's background job (e.g. CI started with `&`) ignores SIGINT
@@ -112,7 +112,7 @@ def test_ctrl_c_stops_cleanly_and_says_what_finished(tmp_path):
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="a GPU is present")
 def test_cuda_without_gpu_is_refused_before_any_work(tmp_path):
     root = make_project(tmp_path, {"01_ok": "x = 1"})
-    proc = subprocess.run([sys.executable, "-m", "recos_utils.cli", "run", "--device", "cuda",
+    proc = subprocess.run([sys.executable, "-m", "recos_utils.runner.cli", "run", "--device", "cuda",
                            "--out", str(root / "_out")], cwd=root, capture_output=True, text=True)
     assert proc.returncode == 2 and "no CUDA GPU" in proc.stderr
     assert not (root / "_out" / "executed").exists()
@@ -148,7 +148,7 @@ def test_a_second_run_with_nothing_changed_reuses_chapters_and_build(tmp_path):
 def test_only_keeps_the_book_whole_and_pages_say_their_mode(tmp_path):
     root = make_project(tmp_path, {"01_a": "x = 1", "02_b": "y = 2"})
     assert run_cli(root).returncode == 0
-    proc = subprocess.run([sys.executable, "-m", "recos_utils.cli", "run", "--mode", "full",
+    proc = subprocess.run([sys.executable, "-m", "recos_utils.runner.cli", "run", "--mode", "full",
                            "--device", "cpu", "--out", str(root / "_out"), "--only", "01"],
                           cwd=root, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
@@ -194,7 +194,7 @@ def test_unknown_chapter_is_one_clear_error(tmp_path):
 
 def test_progress_names_chapter_cell_and_training_in_a_log(tmp_path):
     root = make_project(tmp_path, {"01_a": (
-        "import time\nfrom recos_utils.run_progress import report\n"
+        "import time\nfrom recos_utils.core.progress import report\n"
         "report(1, 4, 'training 4 models', 2.0)\ntime.sleep(1.5)")})
     proc = run_cli(root, "--no-build", env=dict(os.environ, RECOS_PROGRESS_EVERY="0", CI="true"))
     assert proc.returncode == 0, proc.stderr
@@ -203,7 +203,7 @@ def test_progress_names_chapter_cell_and_training_in_a_log(tmp_path):
 
 
 def test_repository_buttons_only_with_a_configured_repository(tmp_path, monkeypatch):
-    from recos_utils import book_site
+    from recos_utils.runner import book_site
 
     base = {"title": "t", "repository": {"url": "https://example.invalid/x"},
             "launch_buttons": {"binderhub_url": "b"}, "html": {"use_repository_button": True}}

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from recos_utils import data
-from recos_utils.data import DataError, load_dataset, read_idx, reverse_grey
+from recos_utils.core import data
+from recos_utils.core.data import DataError, load_dataset, read_idx, reverse_grey
 from conftest import needs_mnist
 
 # Label counts of the original files (Y. LeCun et al.), an independent check of parsing.
@@ -32,8 +32,13 @@ def test_reverse_grey_is_an_involution_mapping_0_to_255():
     assert r.dtype == torch.uint8
     assert torch.equal(reverse_grey(r), x)
     assert torch.equal(r.int() + x.int(), torch.full_like(x, 255, dtype=torch.int32))
+    f = x.float() / 255
+    assert torch.allclose(reverse_grey(f), (255 - x).float() / 255, atol=1e-6)   # same map on [0, 1]
+    assert torch.equal(reverse_grey(f, 2.0), 2.0 - f)
     with pytest.raises(TypeError, match="uint8"):
-        reverse_grey(x.float())
+        reverse_grey(x.int())
+    with pytest.raises(TypeError, match="against 255"):
+        reverse_grey(x, 1.0)
 
 
 def _idx_bytes(arr: np.ndarray) -> bytes:

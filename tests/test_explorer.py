@@ -1,5 +1,5 @@
 """The in-browser explorer (book/explore.md): the export of Chapter 2's networks
-(recos_utils.explorer) and the page itself in headless Chromium, offline.
+(recos_utils.runner.explorer) and the page itself in headless Chromium, offline.
 
 The page is built without the book: a temporary folder with ``book/explore.html`` holding
 the same HTML fragment as ``book/explore.md`` and ``_static/explorer/`` holding the style
@@ -7,12 +7,18 @@ sheet, the script and an ``explorer_data.js`` exported from real networks (train
 the book's cached trainer on all of MNIST, seed 0, like Chapter 2's first seed), served on
 127.0.0.1. The page's forward pass must equal PyTorch's to 1e-4 on 100 test digits and
 their reversals, for every network.
+
+The reader's own network (``recos-book export-weights``, the page's file picker) and the
+page at a phone's width (390 CSS pixels) are checked on a page with untrained networks, so
+they need neither MNIST nor training.
 """
 from __future__ import annotations
 
 import json
 import re
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 from urllib.parse import urlparse
@@ -24,9 +30,9 @@ import torch.nn.functional as F
 
 from browser_support import NO_CHROMIUM, chromium, offline_driver, serve
 from conftest import needs_mnist
-from recos_utils import explorer
-from recos_utils import sign_confusion as sc
-from recos_utils.models import LeNet5
+from recos_utils.runner import explorer
+from recos_utils.chapters import ch2_sign_confusion as sc
+from recos_utils.core.models import LeNet5
 
 ROOT = Path(__file__).resolve().parent.parent
 STATIC = ROOT / "book" / "_static" / "explorer"
@@ -58,6 +64,7 @@ def write_site(folder: Path, data: Path | None) -> Path:
     (folder / "book").mkdir(exist_ok=True)
     (folder / "book" / "explore.html").write_text(
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
         '<link rel="icon" href="data:,"><title>RECOS explorer (test)</title></head>\n'
         f"<body>\n{explorer.html_fragment()}\n</body></html>\n")
     return folder
@@ -113,7 +120,7 @@ def test_export_refuses_what_the_page_cannot_show(tmp_path):
 
 
 def test_background_crops_follow_chapter_4():
-    from recos_utils import backgrounds
+    from recos_utils.core import backgrounds
 
     crops = explorer.background_crops()
     assert list(crops) == list(explorer.BACKGROUND_PHOTOS)
@@ -126,19 +133,21 @@ def test_background_crops_follow_chapter_4():
 @pytest.fixture(scope="module")
 def nets():
     """Chapter 2's networks, seed 0, trained on all of MNIST by the book's cached trainer."""
-    from recos_utils.train import TrainConfig, train_lenets
+    from recos_utils.core.kinds import lenet_specs
+    from recos_utils.core.train import TrainConfig
+    from recos_utils.core.trainer import train_all
 
     cfgs = [TrainConfig(dataset="mnist", seed=0), TrainConfig(dataset="mnist", seed=0,
                                                              train_on="both")]
-    (base, _), (both, _) = train_lenets(cfgs)
-    (paired, _), = sc.train_paired(sc.paired_jobs([(cfgs[0], base)], "both"))
+    base, both = (t.model for t in train_all(lenet_specs(cfgs)))
+    paired = train_all(sc.paired_specs([(cfgs[0], base)], "both"))[0].model
     return {"baseline": base, "negated": sc.negate_first_layer(base), "paired": paired,
             "both": both}
 
 
 @pytest.fixture(scope="module")
 def digits():
-    from recos_utils.data import load_dataset
+    from recos_utils.core.data import load_dataset
 
     test = load_dataset("mnist", "test")
     return test.images[:N_DIGITS], test.labels[:N_DIGITS]
@@ -455,3 +464,260 @@ def test_without_data_the_page_says_where_the_weights_come_from(driver, tmp_path
         assert js(driver, "return window.recosExplorer.ready") is False
     finally:
         served.close()
+
+
+# ------------------------------------------------------------------- the reader's network
+def _export_cli(*args: str) -> subprocess.CompletedProcess:
+    """``recos-book export-weights ARGS`` as the reader runs it (a separate process)."""
+    return subprocess.run([sys.executable, "-m", "recos_utils.runner.cli", "export-weights",
+                           *args], cwd=ROOT, capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def reader_model() -> LeNet5:
+    torch.manual_seed(20240526)
+    return LeNet5().eval()
+
+
+@pytest.fixture(scope="module")
+def reader_json(reader_model, tmp_path_factory) -> Path:
+    """The reader's checkpoint (a random LeNet-5, seeded), exported by the command."""
+    folder = tmp_path_factory.mktemp("reader")
+    torch.save(reader_model.state_dict(), folder / "my_lenet5.pt")
+    proc = _export_cli(str(folder / "my_lenet5.pt"), str(folder / "my_lenet5.json"))
+    assert proc.returncode == 0, proc.stderr
+    assert "my_lenet5.json" in proc.stdout
+    return folder / "my_lenet5.json"
+
+
+def test_export_weights_writes_the_pages_network_entry(reader_json, reader_model, tmp_path):
+    entry = json.loads(reader_json.read_text())
+    assert entry["kind"] == explorer.READER_KIND
+    assert entry["arch"]["activation"] == "relu" and entry["arch"]["pool"] == "max"
+    assert entry["arch"]["pad_value"] == 0.0 and entry["arch"]["conv1_channels"] == 6
+    sd = reader_model.state_dict()
+    assert list(entry["tensors"]) == list(sd) == list(explorer.LENET5_SHAPES)
+    for k, t in sd.items():
+        assert torch.equal(explorer.decode_tensor(entry["tensors"][k]), t), k
+    assert reader_json.stat().st_size < explorer.READER_MAX_BYTES
+    # a training checkpoint {"state_dict": ..., "epoch": ...} is unwrapped; options are kept
+    torch.save({"state_dict": sd, "epoch": 3}, tmp_path / "ckpt.pt")
+    from recos_utils.runner import cli
+
+    assert cli.main(["export-weights", str(tmp_path / "ckpt.pt"), str(tmp_path / "w.json"),
+                     "--pool", "avg"]) == 0
+    w = json.loads((tmp_path / "w.json").read_text())
+    assert w["arch"]["pool"] == "avg" and w["tensors"] == entry["tensors"]
+
+
+def test_export_weights_refuses_bad_checkpoints_with_one_message(tmp_path, capsys,
+                                                                  reader_model):
+    import argparse
+
+    from recos_utils.runner import cli
+
+    torch.save({"model": argparse.Namespace(lr=0.1)}, tmp_path / "object.pt")
+    wide = dict(reader_model.state_dict(), **{"conv1.weight": torch.zeros(12, 1, 5, 5)})
+    torch.save(wide, tmp_path / "paired.pt")
+    short = {k: v for k, v in reader_model.state_dict().items() if not k.startswith("fc3")}
+    torch.save(short, tmp_path / "short.pt")
+    cases = {
+        "missing.pt": ["no checkpoint at", "missing.pt", "a file written by torch.save"],
+        "object.pt": ["weights_only=True refuses it",
+                      "torch.save(model.state_dict(), PATH)"],
+        "paired.pt": ["layer conv1.weight has shape 12x1x5x5, expected 6x1x5x5"],
+        "short.pt": ["layer fc3.weight (expected shape 10x84) is missing"],
+    }
+    before = set(tmp_path.iterdir())
+    for name, phrases in cases.items():
+        out = tmp_path / f"{name}.json"
+        assert cli.main(["export-weights", str(tmp_path / name), str(out)]) == 2, name
+        err = capsys.readouterr().err
+        assert err.startswith("recos-book export-weights: ") and err.count("\n") == 1, err
+        for phrase in phrases:
+            assert phrase in err, (name, err)
+        assert "Traceback" not in err
+        assert set(tmp_path.iterdir()) == before, f"{name}: something was written"
+    # the real command: the same message and exit status 2, nothing written
+    proc = _export_cli(str(tmp_path / "paired.pt"), str(tmp_path / "out.json"))
+    assert proc.returncode == 2 and "12x1x5x5, expected 6x1x5x5" in proc.stderr
+    assert not (tmp_path / "out.json").exists()
+
+
+@pytest.fixture(scope="module")
+def reader_site(tmp_path_factory) -> Path:
+    """A page with untrained networks of the four kinds and a few random digits."""
+    g = torch.Generator().manual_seed(1)
+    imgs = torch.randint(0, 256, (5, 28, 28), dtype=torch.uint8, generator=g)
+    folder = tmp_path_factory.mktemp("reader_site")
+    data = explorer.export(_random_nets(1), dict(META, mode="quick"), folder / "data",
+                           test_images=imgs, test_labels=list(range(5)), photos={})
+    return write_site(folder / "site", data)
+
+
+@pytest.fixture(scope="module")
+def reader_server(reader_site):
+    yield from serve(reader_site)
+
+
+@pytest.fixture(scope="module")
+def bad_files(reader_json, tmp_path_factory) -> dict:
+    """Files the picker must refuse, with a phrase its message must hold."""
+    folder = tmp_path_factory.mktemp("bad_files")
+    (folder / "not_json.json").write_text("PK\x03\x04 this is a zip, not JSON")
+    entry = json.loads(reader_json.read_text())
+    entry["tensors"]["fc1.weight"]["shape"] = [120, 399]
+    (folder / "wrong_shape.json").write_text(json.dumps(entry))
+    (folder / "too_large.json").write_text(reader_json.read_text() + " " * 5_000_000)
+    return {folder / "not_json.json": "is not JSON",
+            folder / "wrong_shape.json": "layer fc1.weight has shape 120x399, expected 120x400",
+            folder / "too_large.json": "over the limit of 5 MB"}
+
+
+def _load(driver, path: Path) -> str:
+    """Choose ``path`` in the page's file picker; the message the page shows."""
+    from selenium.webdriver.common.by import By
+
+    js(driver, "document.querySelector('.rx-upload-message').textContent = ''")
+    driver.find_element(By.CSS_SELECTOR, ".rx-file").send_keys(str(path))
+    t0 = time.time()
+    while not (msg := js(driver, "return document.querySelector('.rx-upload-message')"
+                                 ".textContent")):
+        assert time.time() - t0 < 20, "the page did not answer the file"
+        time.sleep(0.05)
+    return msg
+
+
+def _random_pixels(n: int, seed: int) -> torch.Tensor:
+    return torch.rand(n, 28 * 28, generator=torch.Generator().manual_seed(seed))
+
+
+@needs_chromium
+def test_the_page_runs_the_readers_network(driver, reader_server, reader_json, reader_model):
+    from selenium.webdriver.common.by import By
+
+    open_page(driver, reader_server)
+    assert js(driver, "return window.recosExplorer.networks()") == list(explorer.NETWORKS)
+    msg = _load(driver, reader_json)
+    assert "Loaded \"my_lenet5.json\"" in msg
+    shown_as = driver.find_element(By.CSS_SELECTOR, ".rx-upload-message").get_attribute("class")
+    assert "rx-ok" in shown_as
+    assert js(driver, "return window.recosExplorer.networks()") == [*explorer.NETWORKS, "yours"]
+    # its logits are PyTorch's, on random images and on the page's own input
+    x = _random_pixels(20, 3)
+    got = torch.tensor(js(driver, "return arguments[0].map((p) => "
+                                  "window.recosExplorer.logits(p, 'yours'))", x.tolist()))
+    with torch.no_grad():
+        want = reader_model(x.view(-1, 1, 28, 28))
+    assert (got - want.double()).abs().max() < 1e-5
+    js(driver, "window.recosExplorer.selectDigit(2); window.recosExplorer.update()")
+    s = state(driver)
+    assert s["network"] == "yours" and s["yours"] == "my_lenet5.json"
+    with torch.no_grad():
+        want = reader_model(torch.tensor(s["input"]).view(1, 1, 28, 28))[0]
+    assert (torch.tensor(s["logits"]) - want.double()).abs().max() < 1e-5
+    # the page shows its prediction, its logits, where it came from, and its maps
+    assert driver.find_element(By.CSS_SELECTOR, ".rx-predicted").text == str(int(want.argmax()))
+    shown = [float(e.get_attribute("data-value"))
+             for e in driver.find_elements(By.CSS_SELECTOR, ".rx-logits .rx-logit")]
+    assert shown == s["logits"]
+    assert "These weights are yours: \"my_lenet5.json\", exported from my_lenet5.pt" in \
+        driver.find_element(By.CSS_SELECTOR, ".rx-meta").text
+    assert driver.find_element(By.CSS_SELECTOR, ".rx-networks input[value='yours']").is_selected()
+    assert len(driver.find_elements(By.CSS_SELECTOR, ".rx-conv1 canvas.rx-map-post")) == 6
+    # beside the book's networks: switch to one and back
+    driver.find_element(By.CSS_SELECTOR, ".rx-networks input[value='both'] + span").click()
+    assert state(driver)["network"] == "both"
+    driver.find_element(By.CSS_SELECTOR, ".rx-networks input[value='yours'] + span").click()
+    assert state(driver)["logits"] == s["logits"]
+
+
+@needs_chromium
+def test_bad_network_files_get_a_message_and_change_nothing(driver, reader_server, reader_json,
+                                                            bad_files):
+    from selenium.webdriver.common.by import By
+
+    x = _random_pixels(3, 4).tolist()
+    logits = lambda: js(driver, "const api = window.recosExplorer; const out = {};"
+                                "for (const n of api.networks()) out[n] = arguments[0].map("
+                                "(p) => api.logits(p, n)); return out;", x)
+    message_class = lambda: driver.find_element(
+        By.CSS_SELECTOR, ".rx-upload-message").get_attribute("class")
+    driver.get_log("browser")  # drop earlier tests' entries
+    # on a fresh page (no network of the reader's yet), then with one loaded
+    for first in (None, reader_json):
+        open_page(driver, reader_server)
+        if first is not None:
+            _load(driver, first)
+        js(driver, "window.recosExplorer.setNetwork('negated'); window.recosExplorer.update()")
+        names, before, s0 = js(driver, "return window.recosExplorer.networks()"), logits(), \
+            state(driver)
+        for path, phrase in bad_files.items():
+            msg = _load(driver, path)
+            assert msg.startswith("Not loaded: ") and phrase in msg, (path.name, msg)
+            assert "recos-book export-weights" in msg and "rx-error" in message_class()
+            assert js(driver, "return window.recosExplorer.networks()") == names
+            assert logits() == before, path.name
+            assert state(driver) == s0, path.name
+        js(driver, "window.recosExplorer.update()")
+        assert driver.find_element(By.CSS_SELECTOR, ".rx-predicted").text == str(s0["prediction"])
+    errors = [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    assert not errors, errors
+
+
+# ------------------------------------------------------------------- on a phone
+@pytest.fixture(scope="module")
+def phone():
+    """Chromium as a 390 CSS-pixel-wide phone with a touch screen."""
+    if chromium() is None:
+        pytest.skip(NO_CHROMIUM)
+    for drv in offline_driver("500,900", page_load_timeout=60):
+        drv.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+            "width": 390, "height": 844, "deviceScaleFactor": 3, "mobile": True})
+        drv.execute_cdp_cmd("Emulation.setTouchEmulationEnabled",
+                            {"enabled": True, "maxTouchPoints": 5})
+        yield drv
+
+
+def _no_horizontal_scroll(driver):
+    width, scroll = js(driver, "return [innerWidth, document.scrollingElement.scrollWidth]")
+    assert width == 390 and scroll <= width, f"page {scroll} px wide in a {width} px viewport"
+
+
+@needs_chromium
+def test_on_a_phone_no_horizontal_scroll_and_touch_draws(phone, reader_server, reader_json):
+    from selenium.webdriver.common.actions import interaction
+    from selenium.webdriver.common.actions.action_builder import ActionBuilder
+    from selenium.webdriver.common.actions.pointer_input import PointerInput
+    from selenium.webdriver.common.by import By
+
+    open_page(phone, reader_server)
+    _no_horizontal_scroll(phone)
+    canvas = phone.find_element(By.CSS_SELECTOR, ".rx-canvas")
+    box = js(phone, "const r = arguments[0].getBoundingClientRect(); "
+                    "return [r.left, r.right, r.width, r.height, "
+                    "getComputedStyle(arguments[0]).touchAction]", canvas)
+    assert box[0] >= 0 and box[1] <= 390 and box[2] >= 200 and abs(box[2] - box[3]) < 1
+    assert box[4] == "none"
+    # a finger's stroke: a real touch pointer from WebDriver
+    js(phone, "window.__kinds = []; document.querySelector('.rx-canvas').addEventListener("
+              "'pointerdown', (e) => window.__kinds.push(e.pointerType))")
+    scroll0 = js(phone, "return scrollY")
+    finger = ActionBuilder(phone, mouse=PointerInput(interaction.POINTER_TOUCH, "finger"))
+    finger.pointer_action.move_to(canvas, 0, -round(box[2] * 0.3)).pointer_down()
+    for _ in range(10):
+        finger.pointer_action.move_by(0, round(box[2] * 0.06))
+    finger.pointer_action.pointer_up()
+    finger.perform()
+    s = state(phone)
+    assert js(phone, "return window.__kinds") == ["touch"]
+    assert s["strokes"] == 1 and max(s["digit"]) > 0.95
+    ink = np.array(s["digit"]).reshape(28, 28)
+    assert (ink[:, 12:16] > 0.5).sum() > 10, "a vertical stroke through the middle"
+    assert js(phone, "return scrollY") == scroll0, "the stroke scrolled the page"
+    # the controls, the reader's network and the widest network still fit
+    _load(phone, reader_json)
+    js(phone, "window.recosExplorer.update()")
+    _no_horizontal_scroll(phone)
+    js(phone, "window.recosExplorer.setNetwork('paired'); window.recosExplorer.update()")
+    _no_horizontal_scroll(phone)

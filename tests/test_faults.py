@@ -47,9 +47,11 @@ def test_bad_chapter_parameters_stop_before_any_work(nb, bad, match, tmp_path):
 @needs_mnist
 def test_killed_training_leaves_no_cache_entry(tmp_path):
     env = dict(os.environ, RECOS_CACHE_DIR=str(tmp_path / "c"), RECOS_PROGRESS="0")
-    code = ("from recos_utils.train import Recipe, TrainConfig, train_lenet\n"
+    code = ("from recos_utils.core.train import Recipe, TrainConfig\n"
+            "from recos_utils.core.kinds import lenet_specs\n"
+            "from recos_utils.core.trainer import train_all\n"
             "print('start', flush=True)\n"
-            "train_lenet(TrainConfig(n_train=20000, recipe=Recipe(epochs=50)))\n")
+            "train_all(lenet_specs([TrainConfig(n_train=20000, recipe=Recipe(epochs=50))]))\n")
     proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "start"
     time.sleep(4)
@@ -64,8 +66,10 @@ def test_two_processes_sharing_the_cache_agree(tmp_path):
     env = dict(os.environ, RECOS_CACHE_DIR=str(tmp_path / "c"), RECOS_PROGRESS="0",
                RECOS_WORKERS="1")
     code = ("import hashlib, torch\n"
-            "from recos_utils.train import Recipe, TrainConfig, train_lenet\n"
-            "m, _ = train_lenet(TrainConfig(n_train=2000, seed=7, recipe=Recipe(epochs=1)))\n"
+            "from recos_utils.core.train import Recipe, TrainConfig\n"
+            "from recos_utils.core.kinds import lenet_specs\n"
+            "from recos_utils.core.trainer import train_all\n"
+            "m = train_all(lenet_specs([TrainConfig(n_train=2000, seed=7, recipe=Recipe(epochs=1))]))[0].model\n"
             "print(hashlib.sha256(m.conv1.weight.detach().numpy().tobytes()).hexdigest())\n")
     procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
                               text=True) for _ in range(2)]
@@ -93,7 +97,9 @@ def test_same_seed_gives_byte_identical_results_files(tmp_path, monkeypatch):
 
 def test_checkpoints_load_weights_only_and_nothing_unpickles():
     """Every torch.load passes weights_only=True; no pickle/joblib loading of files."""
-    for path in (ROOT / "recos_utils").glob("*.py"):
+    paths = sorted((ROOT / "recos_utils").rglob("*.py"))
+    assert len(paths) > 30                              # every layer is read
+    for path in paths:
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
@@ -105,3 +111,31 @@ def test_checkpoints_load_weights_only_and_nothing_unpickles():
                         f"{path.name}:{node.lineno} torch.load without weights_only=True"
                 if owner in ("pickle", "dill", "cloudpickle") and name in ("load", "loads"):
                     pytest.fail(f"{path.name}:{node.lineno} unpickles data")
+
+
+@needs_mnist
+@pytest.mark.parametrize("nb", [p for p in CHAPTERS if p.stem.startswith(("01", "02"))],
+                         ids=lambda p: p.stem)
+def test_truncated_training_file_stops_a_chapter_even_with_a_warm_store(nb, tmp_path):
+    """Issue 27: the chapter checks its data files in its first cell, so a truncated file
+    stops it (exit non-zero, the file named) whether or not its models are stored."""
+    import shutil
+
+    from papermill.exceptions import PapermillExecutionError
+
+    from recos_utils.core import data
+
+    src = data._locate("mnist", "train-images-idx3-ubyte", data.data_roots(), False).parent
+    root = tmp_path / "data"
+    shutil.copytree(src, root / "MNIST" / "raw")
+    bad = root / "MNIST" / "raw" / "train-images-idx3-ubyte"
+    bad.chmod(0o644)                                  # the copy of a read-only data root
+    with open(bad, "r+b") as f:
+        f.truncate(1_000_000)
+    with pytest.raises(PapermillExecutionError) as e:
+        execute(nb, tmp_path / "out.ipynb", QUICK=True, DATA_DIR=str(root),
+                RESULTS_DIR=str(tmp_path / "r"))
+    assert e.value.ename == "DataError"
+    assert str(bad) in e.value.evalue and "is truncated" in e.value.evalue
+    assert "validate(globals()" in e.value.source          # the first cell, before any work
+    assert not (tmp_path / "r").exists()                     # nothing written

@@ -1,4 +1,5 @@
 """Saak / Saab stages and least-squares layers (Chapter 6) against independent references."""
+import dataclasses
 import io
 
 import numpy as np
@@ -6,9 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from recos_utils import feedforward as ff
-from recos_utils import recos
-from recos_utils.data import load_dataset, reverse_grey
+from recos_utils.core import feedforward as ff
+from recos_utils.core import recos
+from recos_utils.core.data import load_dataset, reverse_grey
 from conftest import needs_mnist
 
 
@@ -245,7 +246,7 @@ def test_small_design_classifies_and_round_trips_through_the_cache_format(mnist)
 
 # --------------------------------------------------------------------------- Chapter 6's runs
 def test_anchor_match_finds_a_permuted_sign_flipped_copy_and_beats_chance():
-    from recos_utils import ff_runs as fr
+    from recos_utils.chapters import ch6_ff_runs as fr
 
     g = torch.Generator().manual_seed(0)
     k = torch.randn(6, 1, 5, 5, generator=g, dtype=torch.float64)
@@ -260,7 +261,7 @@ def test_anchor_match_finds_a_permuted_sign_flipped_copy_and_beats_chance():
 
 
 def test_compare_is_mean_and_sample_std_over_seeds():
-    from recos_utils import ff_runs as fr
+    from recos_utils.chapters import ch6_ff_runs as fr
 
     runs = [{"test_acc": a, "test_acc_reversed": r, "seconds": s}
             for a, r, s in [(0.9, 0.1, 2.0), (0.92, 0.2, 4.0), (0.94, 0.3, 6.0)]]
@@ -270,11 +271,32 @@ def test_compare_is_mean_and_sample_std_over_seeds():
     assert c["n"] == 3 and c["seconds"] == pytest.approx(4.0)
 
 
+def test_stat_feeds_the_registrys_comparison_and_rendering():
+    """An arm's accuracy as {mean, std, n}: compared by ``claims.compare_arms`` (two standard
+    errors of the difference) and shown by ``results.fmt_mean_std``, hand-computed."""
+    from recos_utils.chapters import ch6_ff_runs as fr
+    from recos_utils.core import claims
+    from recos_utils.core.results import fmt_mean_std
+
+    ff_arm = fr.compare([{"test_acc": a, "test_acc_reversed": r, "seconds": 1.0}
+                         for a, r in [(0.90, 0.10), (0.92, 0.20), (0.94, 0.30)]])
+    assert fr.stat(ff_arm) == {"mean": pytest.approx(0.92), "std": pytest.approx(0.02), "n": 3}
+    assert fr.stat(ff_arm, "reversed")["std"] == pytest.approx(0.1)
+    assert fmt_mean_std(fr.stat(ff_arm)) == "92.00 ± 2.00 % over 3 seeds"
+    # se of the difference: sqrt(0.02^2/3 + 0.02^2/3) = 0.01633; 2 se = 0.0327
+    bp_near = {"acc_original": 0.95, "acc_original_std": 0.02, "n": 3}   # 0.03 above: level
+    bp_far = {"acc_original": 0.96, "acc_original_std": 0.02, "n": 3}    # 0.04 above: clear
+    assert claims.compare_arms(fr.stat(ff_arm), fr.stat(bp_near)) == claims.LEVEL
+    assert claims.compare_arms(fr.stat(ff_arm), fr.stat(bp_far)) == claims.LESS
+    assert claims.compare_arms(fr.stat(bp_far), fr.stat(ff_arm)) == claims.GREATER
+
+
 @needs_mnist
 def test_designed_networks_are_cached_by_their_full_config(mnist, tmp_path, monkeypatch):
-    """One train-and-cache path (jobs.job): the same config loads the entry, another seed
-    designs afresh; the entry's accuracy is the rebuilt model's."""
-    from recos_utils import ff_runs as fr
+    """One train-and-cache path (``train_all``, the ``FF_DESIGN`` kind): the same config
+    loads the entry, another seed designs afresh; the entry's accuracy is the rebuilt
+    model's."""
+    from recos_utils.chapters import ch6_ff_runs as fr
 
     monkeypatch.setenv("RECOS_CACHE_DIR", str(tmp_path))
     cfg = ff.FFConfig(n_train=600, max_windows=5000, fc=(20, 10), seed=1)
@@ -286,10 +308,10 @@ def test_designed_networks_are_cached_by_their_full_config(mnist, tmp_path, monk
     acc = (ff.predict(again["model"], test.images) == test.labels).double().mean().item()
     assert acc == first["test_acc"] > 0.6
     assert min(first["min_response"].values()) >= 0
-    key = fr.ff_job("mnist", cfg, 300)[0]
-    assert key["kind"] == "ff_lenet5" and key["seed"] == 1 and key["dataset"] == "mnist"
-    assert fr.ff_job("mnist", ff.FFConfig(n_train=600, max_windows=5000, fc=(20, 10), seed=2),
-                     300)[0] != key
+    # another seed is another config: designed afresh, stored under a second key
+    other = fr.design_networks([("mnist", dataclasses.replace(cfg, seed=2))], n_test=300)[0]
+    assert len(list(tmp_path.glob("*.pt"))) == 2
+    assert other["min_response"] != first["min_response"]
 
 
 def test_chapter_results_file(quick_book):

@@ -4,7 +4,7 @@ import asyncio
 import pytest
 from jupyter_client.channels import AsyncZMQSocketChannel
 
-from recos_utils import kernel_fixes
+from recos_utils.runner import kernel_fixes
 
 
 class LostWakeUpSocket:

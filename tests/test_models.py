@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from recos_utils.models import ACTIVATIONS, MONOTONE, LeNet5, TReLU, make_activation, trelu
+from recos_utils.core.models import ACTIVATIONS, MONOTONE, LeNet5, TReLU, make_activation, trelu
 
 
 def test_lenet5_shapes_and_parameter_count():

@@ -1,5 +1,5 @@
-"""The "Paper vs this book" page (recos_utils.pages) and the claims registry behind it
-(recos_utils.claims): every claim is judged once, by its chapter; the page renders the
+"""The "Paper vs this book" page (recos_utils.runner.pages) and the claims registry behind it
+(recos_utils.core.claims): every claim is judged once, by its chapter; the page renders the
 chapter's verdicts word for word, from the quick book's real results files."""
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from recos_utils import claims, pages
+from recos_utils.core import claims
+
+from recos_utils.runner import pages
 
 ROOT = Path(__file__).resolve().parent.parent
 

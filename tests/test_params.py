@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from recos_utils.params import Choice, Float, Int, ParameterError, validate
+from recos_utils.core.params import Choice, Float, Int, ParameterError, validate
 
 GOOD = dict(QUICK=True, DEVICE="cpu", SEED=0, DATA_DIR=None, RESULTS_DIR=None, EPOCHS=3,
             DATASET="mnist", Z=0.5)

@@ -1,4 +1,4 @@
-"""recos_utils.photos (Chapters 2, 4, 5): the one photograph loader, against scikit-image's
+"""recos_utils.core.photos (Chapters 2, 4, 5): the one photograph loader, against scikit-image's
 own arrays and colour conversion, and the wrappers built on it (backgrounds.photo,
 alexnet.photographs / grey_image)."""
 import numpy as np
@@ -6,7 +6,11 @@ import pytest
 import skimage.data
 from skimage.color import rgb2gray
 
-from recos_utils import alexnet, backgrounds, photos
+from recos_utils.chapters import ch5_alexnet as alexnet
+
+from recos_utils.core import backgrounds
+
+from recos_utils.core import photos
 
 LUMA = np.array([0.2125, 0.7154, 0.0721])        # ITU-R 709, as in skimage.color.rgb2gray
 

@@ -6,7 +6,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from recos_utils import recos
+from recos_utils.core import recos
 
 
 

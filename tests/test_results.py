@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from recos_utils.results import mean_std, read_results, to_plain, write_results
+from recos_utils.core.results import mean_std, read_results, to_plain, write_results
 
 
 def test_same_results_give_identical_bytes_whatever_the_insertion_order(tmp_path):
@@ -39,11 +39,12 @@ def test_mean_std_is_the_sample_statistics():
     r = mean_std([1.0, 2.0, 4.0])
     assert r["n"] == 3 and math.isclose(r["mean"], 7 / 3)
     assert math.isclose(r["std"], float(np.std([1, 2, 4], ddof=1)))
-    assert mean_std([0.5]) == {"mean": 0.5, "std": 0.0, "n": 1}
+    assert mean_std([0.5]) == {"mean": 0.5, "std": 0.0, "n": 1, "values": [0.5]}
+    assert r["values"] == [1.0, 2.0, 4.0]
 
 
 def test_a_documented_layout_is_checked_when_written(tmp_path):
-    from recos_utils.results import LAYOUTS, ResultsLayoutError
+    from recos_utils.core.results import LAYOUTS, ResultsLayoutError
 
     good = {"quick": True, "claims": {}, "weights": "w", "layers": {"conv1": {}}}
     assert set(LAYOUTS["05_alexnet"]) <= set(good)

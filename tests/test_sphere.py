@@ -1,6 +1,6 @@
-"""Tests of recos_utils.sphere (Chapter 3): patches on the sphere, spherical k-means,
+"""Tests of recos_utils.core.sphere (Chapter 3): patches on the sphere, spherical k-means,
 optimal matching and angle statistics, against references and invariants; and (Chapter 5)
-the |cos| statistics of a vector set and their null model (recos_utils.sphere_null)
+the |cos| statistics of a vector set and their null model (recos_utils.core.sphere_null)
 against exact values and simulation."""
 from __future__ import annotations
 
@@ -13,7 +13,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from recos_utils import recos, sphere, sphere_null
+from recos_utils.core import recos
+
+from recos_utils.core import sphere
+
+from recos_utils.core import sphere_null
 
 
 def planted(k=4, d=10, per=150, noise=0.15, seed=0):

@@ -1,8 +1,8 @@
-"""recos_utils.sphinx_fixes: the page's script list loses the inline scripts that Sphinx 7.4
+"""recos_utils.runner.sphinx_fixes: the page's script list loses the inline scripts that Sphinx 7.4
 adds twice (file name None and ''), and nothing else."""
 from sphinx.builders.html._assets import _JavaScript
 
-from recos_utils.sphinx_fixes import dedupe_scripts
+from recos_utils.runner.sphinx_fixes import dedupe_scripts
 
 
 def test_inline_script_added_with_none_and_empty_name_is_kept_once():

@@ -1,12 +1,15 @@
-"""A stack of LeNet-5s is the same networks side by side (recos_utils.stacked)."""
+"""A stack of LeNet-5s is the same networks side by side (recos_utils.core.stacked)."""
 import dataclasses
 
 import pytest
 import torch
 
-from recos_utils.models import LeNet5
-from recos_utils.stacked import StackedLeNet5, stack_groups
-from recos_utils.train import Recipe, TrainConfig, fit, train_lenets
+from recos_utils.core.models import LeNet5
+from recos_utils.core.stacked import StackedLeNet5
+from recos_utils.core.trainer import _groups
+from recos_utils.core.kinds import lenet_specs
+from recos_utils.core.train import Recipe, TrainConfig, fit
+from recos_utils.core.trainer import train_all
 
 from conftest import needs_mnist
 
@@ -43,7 +46,7 @@ def test_stacked_training_follows_each_member(monkeypatch):
 
     In float64, so that the comparison is not swamped by Adam amplifying float32 rounding
     in near-zero gradients (in float32 the weights agree to about 1e-4)."""
-    from recos_utils import train
+    from recos_utils.core import train
 
     monkeypatch.setattr(train, "to_input", lambda im: im.double().div(255.0).unsqueeze(1))
     g = torch.Generator().manual_seed(1)
@@ -72,7 +75,7 @@ def test_stack_groups_share_everything_but_z():
     cfgs = [dataclasses.replace(t, trelu_z=0.3), TrainConfig(n_train=100), t,
             dataclasses.replace(t, seed=1), dataclasses.replace(t, pool="avg", trelu_z=0.2),
             dataclasses.replace(t, trelu_z=0.7), TrainConfig(n_train=100, activation="tanh")]
-    assert stack_groups(cfgs) == [[0, 2, 5], [1], [3], [4], [6]]
+    assert _groups(lenet_specs(cfgs), list(range(len(cfgs)))) == [[0, 2, 5], [1], [3], [4], [6]]
 
 
 @needs_mnist
@@ -81,10 +84,10 @@ def test_train_lenets_stacks_the_trelu_sweep(tmp_path, monkeypatch):
     r = Recipe(epochs=1, batch_size=64)
     cfgs = [TrainConfig(n_train=256, activation="trelu", trelu_z=z, recipe=r) for z in (0.1, 0.4)]
     cfgs.insert(1, TrainConfig(n_train=256, recipe=r))
-    out = train_lenets(cfgs)
-    again = train_lenets(cfgs)                                  # from the cache
-    assert len(list(tmp_path.glob("*.pt"))) == 2               # one stack, one plain network
-    for (m, h), (m2, _), c in zip(out, again, cfgs):
+    out = train_all(lenet_specs(cfgs), n_workers=1)
+    again = train_all(lenet_specs(cfgs))                        # from the store
+    assert len(list(tmp_path.glob("*.pt"))) == 3               # one entry per network
+    for (m, h, _), (m2, *_), c in zip(out, again, cfgs):
         assert isinstance(m, LeNet5) and (m.activation, getattr(m.act1, "z", None)) == (
             c.activation, c.trelu_z if c.activation == "trelu" else None)
         assert h.get("stacked_with", 1) == (2 if c.activation == "trelu" else 1)

@@ -2,9 +2,12 @@
 import pytest
 import torch
 
-from recos_utils import train
-from recos_utils.models import LeNet5
-from recos_utils.train import RECIPE, Recipe, TrainConfig, evaluate, fit, resolve_device, train_lenet, train_lenets
+from recos_utils.core import train
+from recos_utils.core.models import LeNet5
+from recos_utils.core.device import DeviceError, resolve_device
+from recos_utils.core.kinds import lenet_cost, lenet_specs
+from recos_utils.core.train import RECIPE, Recipe, TrainConfig, evaluate, fit
+from recos_utils.core.trainer import train_all
 from conftest import needs_mnist
 
 
@@ -84,7 +87,7 @@ def test_resolve_device():
     with pytest.raises(ValueError, match="unknown device 'gpu'"):
         resolve_device("gpu")
     if not torch.cuda.is_available():
-        with pytest.raises(train.DeviceError, match="no CUDA GPU"):
+        with pytest.raises(DeviceError, match="no CUDA GPU"):
             resolve_device("cuda")
 
 
@@ -93,15 +96,15 @@ def test_parallel_training_is_bit_identical_to_training_alone_and_cached(monkeyp
     """Two models in worker processes = the same models trained here, one thread each."""
     cfgs = [TrainConfig(n_train=1024, seed=s, recipe=Recipe(epochs=1, batch_size=128)) for s in (0, 1)]
     monkeypatch.setenv("RECOS_WORKERS", "2")
-    pooled = train_lenets(cfgs)
-    for c, (m, h) in zip(cfgs, pooled):
-        alone, _ = train_lenet(c, use_cache=False)
+    pooled = train_all(lenet_specs(cfgs))
+    for c, (m, h, _) in zip(cfgs, pooled):
+        alone = train_all(lenet_specs([c]), use_cache=False, n_workers=1)[0].model
         for k, v in alone.state_dict().items():
             assert torch.equal(v, m.state_dict()[k]), k
         assert h["steps"] == 8
     # second time: loaded from the cache, no training at all
     monkeypatch.setattr(train, "fit", lambda *a, **k: pytest.fail("retrained a cached model"))
-    again = train_lenets(cfgs)
+    again = train_all(lenet_specs(cfgs))
     assert torch.equal(again[1][0].conv1.weight, pooled[1][0].conv1.weight)
 
 
@@ -115,67 +118,15 @@ def test_train_on_reversed_and_both():
         train.train_data("mnist", "sideways")
 
 
-_started = []
-
-
-def _record(name):
-    _started.append(name)
-    return {"name": name}
-
-
-def test_jobs_start_longest_first_and_come_back_in_order():
-    """``cost`` only changes the order in which jobs start, never which entry goes where."""
-    _started.clear()
-    jobs = [({"recipe": {"epochs": e}, "n_train": 1000, "id": i}, _record, (f"job{i}",))
-            for i, e in enumerate([1, 6, 3, 6])]
-    entries = train.run_jobs(jobs, use_cache=False, n_workers=1, cost=train.lenet_cost)
-    assert [e["name"] for e in entries] == ["job0", "job1", "job2", "job3"]
-    assert _started == ["job1", "job3", "job2", "job0"]      # stable among equal costs
-
-
 def test_lenet_cost_counts_steps_and_images():
     import dataclasses
 
     def cost(**kw):
         recipe = kw.pop("recipe", RECIPE)
-        return train.lenet_cost(dataclasses.asdict(TrainConfig(recipe=recipe, **kw)))
+        return lenet_cost(dataclasses.asdict(TrainConfig(recipe=recipe, **kw)))
 
     r = Recipe(epochs=2)
     assert cost(recipe=Recipe(epochs=1), train_on="both") == pytest.approx(cost(recipe=r), rel=1e-3)
     assert cost(recipe=Recipe(epochs=1, batch_size=32), n_train=12000) > \
         cost(recipe=Recipe(epochs=1, batch_size=128), n_train=12000)        # more steps
     assert cost(recipe=r) == 2 * cost(recipe=Recipe(epochs=1))
-
-
-def _one(x):
-    return x + 1
-
-
-def _two(x):
-    return x + 2
-
-
-def test_every_model_kind_gets_its_key_from_one_job_function():
-    """``jobs.job`` is the one way a training job gets its cache key: the config, the kind
-    and the hash of the code that builds it; a different build code is a different key."""
-    from recos_utils import jobs
-
-    key, build, args = jobs.job("toy", {"seed": 3}, _one, (1,), code=(_two,))
-    assert key == {"seed": 3, "kind": "toy", "code": jobs.source_hash(_one, _two)}
-    assert build is _one and args == (1,)
-    assert jobs.source_hash(_one) != jobs.source_hash(_two)
-    assert jobs.job("toy", {"seed": 3}, _two, (1,), code=(_two,))[0] != key
-    # the hash is of the source text: a module hashes as its file
-    assert jobs.source_hash(jobs) == __import__("hashlib").sha256(
-        open(jobs.__file__, "rb").read()).hexdigest()[:16]
-
-
-def test_entry_holds_the_state_on_the_cpu_and_what_was_measured():
-    from recos_utils import jobs
-
-    torch.manual_seed(0)
-    model = LeNet5()
-    e = jobs.entry(model, {"loss": [1.0]}, test_acc=0.5)
-    assert set(e) == {"state_dict", "history", "test_acc"} and e["test_acc"] == 0.5
-    for k, v in model.state_dict().items():
-        assert torch.equal(e["state_dict"][k], v) and e["state_dict"][k].device.type == "cpu"

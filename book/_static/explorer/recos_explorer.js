@@ -32,7 +32,15 @@
  *   clear(), undo(), hover(row, col) (the readout's location; null: the strongest response)
  *   state()                      -> {network, reversed, background, digit_index, strokes,
  *                                   digit (the digit layer), input (what the network
- *                                   sees), logits, probabilities, prediction, zeroed, readout}
+ *                                   sees), logits, probabilities, prediction, zeroed, readout,
+ *                                   yours (the reader's network's source file, or null)}
+ *   loadNetwork(text, source)    -> the reader's LeNet-5: `text` is the JSON that
+ *                                   `recos-book export-weights` writes (explorer.export_weights);
+ *                                   checked (kind, layers, shapes, float32, finite, size), then
+ *                                   added as network "yours" and selected. A bad file throws and
+ *                                   changes nothing (a previous "yours" stays).
+ *   loadFile(file)               -> Promise: the file picker's path (FileReader, offline); resolves
+ *                                   to {ok, message} and shows the message on the page.
  * Wrong input throws an Error that names the problem.
  */
 (function () {
@@ -44,6 +52,13 @@
   const MISSING = "The explorer's weights are missing: they are exported by `recos-book run` " +
     "when Chapter 2 runs (the file _static/explorer/explorer_data.js).";
   const DATA = window.RECOS_EXPLORER_DATA;
+  // The reader's network (recos-book export-weights): the book's LeNet-5, nothing else.
+  const YOURS = "yours", READER_KIND = "recos-explorer-network", READER_MAX_BYTES = 5000000;
+  const LENET5 = [["conv1.weight", [6, 1, 5, 5]], ["conv1.bias", [6]], ["conv2.weight", [16, 6, 5, 5]],
+    ["conv2.bias", [16]], ["fc1.weight", [120, 400]], ["fc1.bias", [120]], ["fc2.weight", [84, 120]],
+    ["fc2.bias", [84]], ["fc3.weight", [10, 84]], ["fc3.bias", [10]]];
+  const ACTIVATIONS = ["relu", "identity", "leaky_relu", "tanh", "sigmoid", "abs"], POOLS = ["max", "avg"];
+  const EXPORT_HINT = "export your LeNet-5 with `recos-book export-weights CHECKPOINT OUT.json` and load OUT.json";
 
   // ------------------------------------------------------------------ decoding
   function bytes(b64) {
@@ -52,8 +67,10 @@
     return out;
   }
 
-  function float32s(t) {           // little-endian float32 whatever the machine
-    const b = bytes(t.b64), view = new DataView(b.buffer), out = new Float32Array(b.length / 4);
+  function float32s(t) { return floats(bytes(t.b64)); }
+
+  function floats(b) {             // little-endian float32 whatever the machine
+    const view = new DataView(b.buffer), out = new Float32Array(Math.floor(b.length / 4));
     for (let i = 0; i < out.length; i++) out[i] = view.getFloat32(4 * i, true);
     return out;
   }
@@ -97,6 +114,74 @@
       x[i] = v;
     }
     return x;
+  }
+
+  // ------------------------------------------------------------------ the reader's network
+  const shapeText = (s) => s.join("x");
+
+  // The JSON text of `recos-book export-weights`, checked, as a network like the book's.
+  function parseNetwork(text, source) {
+    const what = source ? `"${String(source).slice(0, 80)}"` : "the file";
+    if (typeof text !== "string") throw new Error(`${what} must be given as text (the JSON file's contents)`);
+    if (text.length > READER_MAX_BYTES) {
+      throw new Error(`${what} is ${(text.length / 1e6).toFixed(1)} MB, over the limit of ` +
+        `${READER_MAX_BYTES / 1e6} MB (an exported LeNet-5 is about 0.33 MB): ${EXPORT_HINT}`);
+    }
+    let d;
+    try { d = JSON.parse(text); } catch (e) {      // (its message may quote binary bytes)
+      throw new Error(`${what} is not JSON (a .pt checkpoint is not: convert it first); ${EXPORT_HINT}`);
+    }
+    if (!d || typeof d !== "object" || Array.isArray(d) || d.kind !== READER_KIND ||
+        !d.tensors || typeof d.tensors !== "object" || !d.arch || typeof d.arch !== "object") {
+      throw new Error(`${what} is JSON but not a network from recos-book export-weights ` +
+        `(it needs "kind": "${READER_KIND}", "arch" and "tensors"): ${EXPORT_HINT}`);
+    }
+    const a = d.arch;
+    if (!ACTIVATIONS.includes(a.activation) || !POOLS.includes(a.pool) ||
+        typeof a.pad_value !== "number" || !isFinite(a.pad_value)) {
+      throw new Error(`${what}: "arch" needs an activation among ${ACTIVATIONS.join(", ")}, a pool ` +
+        `among ${POOLS.join(", ")} and a finite pad_value; got ${JSON.stringify([a.activation, a.pool, a.pad_value])}`);
+    }
+    const tensors = {};
+    for (const [k, want] of LENET5) {
+      const t = d.tensors[k];
+      if (!t || typeof t !== "object") {
+        throw new Error(`${what} is not the book's LeNet-5: layer ${k} (shape ${shapeText(want)}) is missing; ${EXPORT_HINT}`);
+      }
+      const got = Array.isArray(t.shape) ? t.shape : [];
+      if (got.length !== want.length || got.some((n, i) => n !== want[i])) {
+        throw new Error(`${what} is not the book's LeNet-5: layer ${k} has shape ` +
+          `${shapeText(got) || String(t.shape)}, expected ${shapeText(want)}; ${EXPORT_HINT}`);
+      }
+      const n = want.reduce((x, y) => x * y, 1);
+      if (t.dtype !== "float32" || typeof t.b64 !== "string") {
+        throw new Error(`${what}: layer ${k} must be base64 float32 ("dtype": "float32", "b64"); ${EXPORT_HINT}`);
+      }
+      let raw;
+      try { raw = bytes(t.b64); } catch (e) {
+        throw new Error(`${what}: layer ${k}'s "b64" is not base64 (${e.message}); ${EXPORT_HINT}`);
+      }
+      if (raw.length !== 4 * n) {
+        throw new Error(`${what}: layer ${k} holds ${raw.length} bytes, its shape ${shapeText(want)} ` +
+          `needs ${n} float32 numbers (${4 * n} bytes); ${EXPORT_HINT}`);
+      }
+      const data = floats(raw);
+      const bad = data.findIndex((v) => !isFinite(v));
+      if (bad >= 0) throw new Error(`${what}: layer ${k} holds ${data[bad]} at ${bad}: the network has diverged`);
+      tensors[k] = { shape: want.slice(), data: data };
+    }
+    const extra = Object.keys(d.tensors).filter((k) => !LENET5.some(([name]) => name === k));
+    if (extra.length) {
+      throw new Error(`${what} is not the book's plain LeNet-5: it also holds ${extra.slice(0, 4).join(", ")}; ${EXPORT_HINT}`);
+    }
+    const meta = d.meta && typeof d.meta === "object" ? d.meta : {};
+    return { name: YOURS, t: tensors,
+      arch: { pad_value: a.pad_value, activation: a.activation, pool: a.pool,
+        leaky_slope: typeof a.leaky_slope === "number" && isFinite(a.leaky_slope) ? a.leaky_slope : 0.01,
+        conv1_channels: 6, conv2_channels: 16, kernel: KERNEL, fc: [120, 84, 10] },
+      description: `your LeNet-5 (${a.activation}, ${a.pool} pooling)`,
+      meta: { network: YOURS, file: source ? String(source).slice(0, 120) : "",
+        source: typeof meta.source === "string" ? meta.source.slice(0, 120) : "" } };
   }
 
   // ------------------------------------------------------------------ the forward pass
@@ -296,7 +381,8 @@
     return { network: S.network, reversed: S.reversed, background: S.background,
       digit_index: S.digitIndex, strokes: S.strokes.length, hover: S.hover, digit: plain(c.digit),
       input: plain(c.f.input), logits: plain(c.f.logits), probabilities: c.f.probabilities,
-      prediction: c.f.prediction, zeroed: c.f.zeroed, readout: c.readout };
+      prediction: c.f.prediction, zeroed: c.f.zeroed, readout: c.readout,
+      yours: NETS[YOURS] ? NETS[YOURS].meta.file || "(loaded)" : null };
   }
 
   function changed() {             // redraw once per animation frame
@@ -324,6 +410,40 @@
       }
       S.base = Float64Array.from(DIGITS.data.subarray(i * N_PIXELS, (i + 1) * N_PIXELS), (v) => v / 255);
       S.strokes = []; S.digitIndex = i; changed();
+    },
+    loadNetwork(text, source) {
+      need();
+      const net = parseNetwork(text, source);      // throws, changing nothing, on a bad file
+      NETS[YOURS] = net;
+      if (!NAMES.includes(YOURS)) NAMES.push(YOURS);
+      S.network = YOURS;
+      if (ui) { syncRadios(ui); ui.conv1For = ui.conv2For = null; }
+      changed();
+      return { network: YOURS, file: net.meta.file };
+    },
+    loadFile(file) {
+      const say = (ok, message) => { if (ui) showUpload(ui, ok, message); return { ok: ok, message: message }; };
+      const name = file && typeof file.name === "string" ? file.name : "the file";
+      if (!file || typeof file.size !== "number") return Promise.resolve(say(false, "No file chosen."));
+      if (file.size > READER_MAX_BYTES) {
+        return Promise.resolve(say(false, `Not loaded: "${name.slice(0, 80)}" is ` +
+          `${(file.size / 1e6).toFixed(1)} MB, over the limit of ${READER_MAX_BYTES / 1e6} MB (an exported ` +
+          `LeNet-5 is about 0.33 MB): ${EXPORT_HINT}. The networks above are unchanged.`));
+      }
+      return new Promise((resolve) => {
+        const reader = new FileReader();
+        reader.onload = () => {
+          try {
+            actions.loadNetwork(reader.result, name);
+            resolve(say(true, `Loaded "${name.slice(0, 80)}" as the network "yours": it runs beside the book's.`));
+          } catch (e) {
+            resolve(say(false, `Not loaded: ${e.message}. The networks above are unchanged.`));
+          }
+        };
+        reader.onerror = () => resolve(say(false, `Not loaded: "${name.slice(0, 80)}" could not be read ` +
+          `(${reader.error ? reader.error.message : "unknown error"}). The networks above are unchanged.`));
+        reader.readAsText(file);
+      });
     },
     clear() { S.base = new Float64Array(N_PIXELS); S.strokes = []; S.digitIndex = null; changed(); },
     undo() { S.strokes.pop(); changed(); },
@@ -396,9 +516,7 @@
         opt(String(i), `test digit ${i}` + (DIGITS.labels.length ? ` (a ${DIGITS.labels[i]})` : "")))));
     const bgSel = el("select", { class: "rx-background", "aria-label": "background" },
       [opt("", "none")].concat(Object.keys(BACKGROUNDS).map((k) => opt(k, k))));
-    const netRadios = el("div", { class: "rx-networks", role: "radiogroup", "aria-label": "network" },
-      NAMES.map((n) => el("label", { title: NETS[n].description }, [
-        el("input", { type: "radio", name: "rx-network", value: n }), el("span", { text: n })])));
+    const netRadios = el("div", { class: "rx-networks", role: "radiogroup", "aria-label": "network" });
     const canvas = el("canvas", { class: "rx-canvas", width: String(DRAW), height: String(DRAW),
       "aria-label": "drawing canvas: draw a digit" });
     const u = {
@@ -407,6 +525,10 @@
       clear: el("button", { type: "button", class: "rx-clear", text: "Clear" }),
       undo: el("button", { type: "button", class: "rx-undo", text: "Undo" }),
       meta: el("p", { class: "rx-meta" }), prediction: el("div", { class: "rx-prediction" }),
+      logits: el("p", { class: "rx-logits" }),
+      file: el("input", { type: "file", class: "rx-file", accept: ".json,application/json",
+        "aria-label": "your network: a JSON file from recos-book export-weights" }),
+      uploadMessage: el("p", { class: "rx-upload-message", role: "status", "aria-live": "polite" }),
       bars: el("div", { class: "rx-bars" }), conv1: el("div", { class: "rx-conv1" }),
       readout: el("div", { class: "rx-readout" }), conv2: el("div", { class: "rx-conv2" }),
       zeroed: el("div", { class: "rx-zeroed" }), conv1For: null, conv2For: null,
@@ -424,8 +546,13 @@
             el("label", { class: "rx-control" }, [u.reverse, " reverse grey levels (x \u2192 1 \u2212 x)"]),
             el("label", { class: "rx-control" }, [el("span", { class: "rx-label", text: "background" }), bgSel]),
           ]),
-          u.prediction, u.bars, u.meta,
+          u.prediction, u.bars, u.logits, u.meta,
         ]),
+      ]),
+      el("div", { class: "rx-yours" }, [
+        el("label", { class: "rx-file-label" }, [el("strong", { text: "Your network: " }),
+          "load a LeNet-5 exported with ", el("code", { text: "recos-book export-weights" }), " ", u.file]),
+        u.uploadMessage,
       ]),
       el("h3", { text: "conv1: anchors and responses" }),
       el("p", { class: "rx-note", text: "Each column: an anchor a\u2096 (5x5; red positive, blue negative), " +
@@ -441,8 +568,23 @@
         el("span", { class: "rx-bar-track" }, [el("span", { class: "rx-bar-fill" })]),
         el("span", { class: "rx-bar-value" })]));
     }
+    syncRadios(u);
     wire(u);
     return u;
+  }
+
+  function syncRadios(u) {         // one radio per network (the reader's joins when loaded)
+    u.netRadios.textContent = "";
+    for (const n of NAMES) {
+      u.netRadios.append(el("label", { title: NETS[n].description }, [
+        el("input", { type: "radio", name: "rx-network", value: n }), el("span", { text: n })]));
+    }
+  }
+
+  function showUpload(u, ok, message) {
+    u.uploadMessage.textContent = message;
+    u.uploadMessage.classList.toggle("rx-error", !ok);
+    u.uploadMessage.classList.toggle("rx-ok", ok);
   }
 
   function wire(u) {
@@ -473,6 +615,10 @@
     u.bgSel.addEventListener("change", () => actions.setBackground(u.bgSel.value));
     u.reverse.addEventListener("change", () => actions.setReversed(u.reverse.checked));
     u.netRadios.addEventListener("change", (e) => actions.setNetwork(e.target.value));
+    u.file.addEventListener("change", () => {
+      const f = u.file.files && u.file.files[0];
+      if (f) actions.loadFile(f).then(() => { u.file.value = ""; });
+    });
   }
 
   function onMap(cv, cells, k) {   // hovering or tapping a conv1 map moves the readout
@@ -546,6 +692,11 @@
 
   function metaText(net) {
     const m = net.meta, acc = m.accuracy;
+    if (net.name === YOURS) {
+      return `These weights are yours: ${m.file ? `"${m.file}"` : "a file"}` +
+        (m.source ? `, exported from ${m.source}` : "") + ` by recos-book export-weights; ${net.description}, ` +
+        `padding ${net.arch.pad_value}.`;
+    }
     let s = `These weights are ${m.chapter}'s ${net.name} network, seed ${m.seed}, ${m.mode} mode` +
       ` (${m.dataset}${m.n_train ? `, ${m.n_train.toLocaleString("en")} training images` : ""}): ${net.description}.`;
     if (acc) {
@@ -593,6 +744,9 @@
     u.prediction.textContent = "";
     u.prediction.append("prediction ", el("strong", { class: "rx-predicted", text: String(f.prediction) }),
       ` (${pct(f.probabilities[f.prediction])})`);
+    u.logits.textContent = "";
+    u.logits.append(el("span", { class: "rx-label", text: "logits" }), ...Array.from(f.logits, (v, d) =>
+      el("span", { class: "rx-logit", "data-class": String(d), "data-value": String(v), text: `${d}: ${v.toFixed(3)}` })));
     u.bars.querySelectorAll(".rx-bar").forEach((b, d) => {
       b.classList.toggle("rx-top-class", d === f.prediction);
       b.querySelector(".rx-bar-fill").style.width = pct(f.probabilities[d], 2);
