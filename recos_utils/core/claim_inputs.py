@@ -1,9 +1,11 @@
-"""What each claim reads from its chapter's results file (every chapter; the front page).
+"""What each claim reads from its chapter's results file, and how its numbers are stated
+(every chapter; the front page).
 
 One function per claim (or group of claims) of :data:`recos_utils.core.claims.CLAIMS`: it
 takes the results file a chapter writes (the layouts are documented in
-``results.LAYOUTS``) and returns the plain numbers the claim's one rule uses. The rules
-themselves live in :mod:`recos_utils.core.claims` and nowhere else.
+``results.LAYOUTS``) and returns the plain numbers the claim's one rule uses; the
+``*show``/``pct``/``ms`` helpers state those numbers for the front page's "This book"
+column. The rules themselves live in :mod:`recos_utils.core.claims` and nowhere else.
 """
 from __future__ import annotations
 
@@ -88,3 +90,34 @@ def bn_spreads(r):
             **{arm: {k: {m: {s: b[arm]["layers"][k][m][s] for s in ("mean", "std", "n")}
                          for m in ("norm_cv", "resultant")} for k in layers}
                for arm in ("plain", "bn")}}
+
+
+def pct(x: float) -> str:
+    return f"{100 * x:.2f}%"
+
+
+def ms(n: dict, key: str) -> str:
+    s = n.get(key + "_std")
+    return pct(n[key]) + (f" ± {pct(s)}" if s is not None and n.get("n", 1) > 1 else "")
+
+
+def seeds(n: dict) -> str:
+    k = n.get("n", 1)
+    return f" ({k} seed{'s' if k != 1 else ''})"
+
+
+def steps(s):
+    return "not reached by every seed" if s is None else f"{s:,.0f} steps"
+
+
+def bn_spreads_show(n):
+    return "; ".join(f"{layer}: CV {n['plain'][layer]['norm_cv']['mean']:.2f} → "
+                     f"{n['bn'][layer]['norm_cv']['mean']:.2f}, resultant "
+                     f"{n['plain'][layer]['resultant']['mean']:.2f} → "
+                     f"{n['bn'][layer]['resultant']['mean']:.2f}"
+                     for layer in n["layers"]) + seeds(n)
+
+
+def serves_show(n):
+    return (f"original {pct(n['acc_original'])}, reversed {pct(n['acc_reversed'])} "
+            f"(baseline {pct(n['baseline_acc'])})")

@@ -119,20 +119,6 @@ class Claim:
         return (REPRODUCED, NOT_REPRODUCED) if self.paper else (HOLDS, FAILS)
 
 
-def _pct(x: float) -> str:
-    return f"{100 * x:.2f}%"
-
-
-def _ms(n: dict, key: str) -> str:
-    s = n.get(key + "_std")
-    return _pct(n[key]) + (f" ± {_pct(s)}" if s is not None and n.get("n", 1) > 1 else "")
-
-
-def _seeds(n: dict) -> str:
-    k = n.get("n", 1)
-    return f" ({k} seed{'s' if k != 1 else ''})"
-
-
 _EPS = 1e-9   # closed intervals: a number on the boundary is within it, whatever the rounding
 
 
@@ -187,10 +173,10 @@ def _trelu_show(n):
     trained = [(z, a) for z, a, t in zip(n["z"], n["acc"], n["train_acc"]) if t > TRAINED_ACC]
     dead = [z for z, t in zip(n["z"], n["train_acc"]) if t <= TRAINED_ACC]
     z, a = max(trained, key=lambda t: t[1]) if trained else (None, None)
-    out = f"best z = {z:g}: {_pct(a)}" if trained else "no threshold trained"
+    out = f"best z = {z:g}: {x.pct(a)}" if trained else "no threshold trained"
     if dead:
         out += f"; z = {min(dead):g} to {max(dead):g} did not train"
-    return out + _seeds(n)
+    return out + x.seeds(n)
 
 
 def _faster(n):
@@ -203,10 +189,6 @@ def _faster(n):
     from recos_utils.core.results import mean_std
 
     return _arms([compare_arms(mean_std(r), mean_std(k))])     # random needs more steps
-
-
-def _steps(s):
-    return "not reached by every seed" if s is None else f"{s:,.0f} steps"
 
 
 def _two_beats_one(n):
@@ -230,19 +212,6 @@ def _bn_spreads(n):
                   for layer in n["layers"] for m in ("norm_cv", "resultant")], want=LESS)
 
 
-def _bn_spreads_show(n):
-    return "; ".join(f"{layer}: CV {n['plain'][layer]['norm_cv']['mean']:.2f} → "
-                     f"{n['bn'][layer]['norm_cv']['mean']:.2f}, resultant "
-                     f"{n['plain'][layer]['resultant']['mean']:.2f} → "
-                     f"{n['bn'][layer]['resultant']['mean']:.2f}"
-                     for layer in n["layers"]) + _seeds(n)
-
-
-def _serves_show(n):
-    return (f"original {_pct(n['acc_original'])}, reversed {_pct(n['acc_reversed'])} "
-            f"(baseline {_pct(n['baseline_acc'])})")
-
-
 _SERVES_RULE = (f"holds if accuracy on both the original and the reversed test set is within "
                 f"{SERVE_PP:g} pp of the ReLU baseline on original digits")
 
@@ -259,13 +228,13 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in [
           RESTATED, "kuo2016understanding",
           f"reproduced if the book's mean is within max({CLOSE_PP:g} pp, 2 std over seeds) "
           f"of {100 * PAPER_ACC:.2f}%", _baseline,
-          lambda n: _ms(n, "acc") + _seeds(n), x.baseline,
+          lambda n: x.ms(n, "acc") + x.seeds(n), x.baseline,
           paper=f"{100 * PAPER_ACC:.2f}%", mnist_number=True),
     Claim("lenet5_reversed", "02",
           "The same network on the grey-scale-reversed test set (255 − x)",
           RESTATED, "kuo2016understanding",
           f"reproduced if the book's mean lies within {100 * PAPER_ACC_REVERSED:.0f} ± "
-          f"{ABOUT_PP:g} pp", _reversed, lambda n: _ms(n, "acc_reversed") + _seeds(n),
+          f"{ABOUT_PP:g} pp", _reversed, lambda n: x.ms(n, "acc_reversed") + x.seeds(n),
           x.baseline, paper=f"about {100 * PAPER_ACC_REVERSED:.0f}%", mnist_number=True),
     Claim("negated_anchors", "02",
           "Negated first-layer anchors: the reversed set is recovered, the original one lost",
@@ -273,23 +242,23 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in [
           "holds if, for every seed, the negated network's accuracy on each test set equals the "
           "baseline's on the other to within one test image, and it is higher on the reversed "
           "set than on the original", _negated,
-          lambda n: f"reversed {_pct(n['neg_acc_reversed'])}, original "
-                    f"{_pct(n['neg_acc_original'])}; largest gap to the swapped baseline: "
+          lambda n: f"reversed {x.pct(n['neg_acc_reversed'])}, original "
+                    f"{x.pct(n['neg_acc_original'])}; largest gap to the swapped baseline: "
                     f"{n['swap_gap_images']:g} test image(s)", x.negated),
     Claim("paired_original", "02",
           "Each first-layer anchor kept with its negative, then ReLU, serves both polarities "
           "(rest retrained on original digits)", RESTATED, "kuo2016understanding",
-          _SERVES_RULE, _serves, _serves_show, x.paired("original_only")),
+          _SERVES_RULE, _serves, x.serves_show, x.paired("original_only")),
     Claim("paired_both", "02",
           "Each first-layer anchor kept with its negative, then ReLU, serves both polarities "
           "(rest retrained on original and reversed digits)", RESTATED, "kuo2016understanding",
-          _SERVES_RULE, _serves, _serves_show, x.paired("both")),
+          _SERVES_RULE, _serves, x.serves_show, x.paired("both")),
     Claim("nonlinearity_essential", "02",
           "A nonlinear activation is essential (LeNet-5 with average pooling: ReLU against no "
           "activation, which makes the network linear)", RESTATED, "kuo2016understanding",
           f"holds if the ReLU network's mean accuracy beats the linear network's by more than "
           f"{K_SE:g} standard errors of the difference; {_NOISE}", _nonlinear,
-          lambda n: f"ReLU {_pct(n['relu_acc'])}, linear {_pct(n['linear_acc'])}" + _seeds(n),
+          lambda n: f"ReLU {x.pct(n['relu_acc'])}, linear {x.pct(n['linear_acc'])}" + x.seeds(n),
           x.nonlinear),
     Claim("trelu_peak", "02",
           "Hypothesis tested by the book: with a threshold ReLU on the cosine (the book's form "
@@ -305,24 +274,24 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in [
           f"target test accuracy, by more than {K_SE:g} standard errors of the difference over "
           f"seeds; a start that not every seed brings to the target counts as slower; "
           f"{_NOISE}", _faster,
-          lambda n: f"steps to {100 * n['target']:g}%: k-means {_steps(n['kmeans_steps'])}, "
-                    f"random {_steps(n['random_steps'])}" + _seeds(n), x.kmeans),
+          lambda n: f"steps to {100 * n['target']:g}%: k-means {x.steps(n['kmeans_steps'])}, "
+                    f"random {x.steps(n['random_steps'])}" + x.seeds(n), x.kmeans),
     Claim("almost_same", "04",
           "Retrained on digits on natural backgrounds, LeNet-5 is almost as accurate as on "
           "clean MNIST", RESTATED, "kuo2016understanding",
           f"holds if the background-trained network's mean accuracy on background digits "
           f"(seen photographs) is at most {ALMOST_PP:g} pp below the clean-trained network's "
           f"on clean digits", _almost,
-          lambda n: f"background {_pct(n['background_acc'])}, clean {_pct(n['clean_acc'])}"
-                    + _seeds(n), x.almost),
+          lambda n: f"background {x.pct(n['background_acc'])}, clean {x.pct(n['clean_acc'])}"
+                    + x.seeds(n), x.almost),
     Claim("two_beats_one", "04",
           "Two layers beat one on digits on backgrounds (trained and tested on them)",
           RESTATED, "kuo2016understanding",
           f"holds if the two-layer mean beats the one-layer mean by more than {K_SE:g} "
           f"standard errors of the difference, on backgrounds from both the seen and the "
           f"unseen photographs; {_NOISE}", _two_beats_one,
-          lambda n: f"seen: two layers {_pct(n['two_seen'])}, one {_pct(n['one_seen'])}; unseen: "
-                    f"{_pct(n['two_unseen'])} vs {_pct(n['one_unseen'])}" + _seeds(n),
+          lambda n: f"seen: two layers {x.pct(n['two_seen'])}, one {x.pct(n['one_seen'])}; unseen: "
+                    f"{x.pct(n['two_unseen'])} vs {x.pct(n['one_unseen'])}" + x.seeds(n),
           x.two_one),
     Claim("saak_invertible", "06",
           "Saak: the transform is invertible, nothing is lost to the rectifier",
@@ -356,7 +325,7 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in [
           f"coefficient of variation of their lengths and the mean resultant length of their "
           f"directions are clearly less (by more than {K_SE:g} standard errors of the "
           f"difference over seeds) with batch normalisation than without; {_NOISE}",
-          _bn_spreads, _bn_spreads_show, x.bn_spreads),
+          _bn_spreads, x.bn_spreads_show, x.bn_spreads),
 ]}
 
 
