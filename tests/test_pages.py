@@ -73,7 +73,8 @@ def test_verdict_marks_quick_runs_and_other_datasets():
     v = claims.judge("lenet5_accuracy", n, dataset="fashion-mnist")
     assert v["holds"] is None and v["verdict"].startswith("not comparable")
     # claims without a paper number are judged on any dataset
-    k = {"kmeans_steps": 100, "random_steps": 200, "target": 0.8, "n": 2}
+    k = {"kmeans_steps": 100, "random_steps": 200, "kmeans_steps_per_seed": [100, 100],
+         "random_steps_per_seed": [200, 200], "target": 0.8, "n": 2}
     assert claims.judge("kmeans_faster", k, dataset="fashion-mnist")["verdict"] == "holds"
 
 
