@@ -5,8 +5,10 @@
    measured, not cache loads. Per chapter it records the wall time ``recos-book`` measured
    (``OUT/timings.json``), papermill's duration of the executed notebook and its slowest
    cells (the cell durations papermill stores in the notebook metadata); the HTML build
-   time is the rest of the wall time. Targets on 2 CPU cores: full book <= 15 min, quick
-   book <= 4 min.
+   time is the rest of the wall time. Targets on 2 CPU cores (issue 25): full book
+   <= 10 min, quick book <= 90 s. ``--before-from`` takes the runs of another
+   ``book_time.json`` (made on a clone of the commit before a change, by its own copy of
+   this script) as the "before", shown side by side with this run's chapters.
 2. **Training FLOP rate.** The FLOPs of one LeNet-5 training step per sample (forward +
    backward, counted analytically and cross-checked with
    ``torch.utils.flop_counter.FlopCounterMode``; only convolutions and matrix products
@@ -23,6 +25,7 @@ Usage (from the project folder, with ``RECOS_DATA_DIR`` set)::
     python benchmarks/book_time.py                    # quick and full book, FLOP rates
     python benchmarks/book_time.py --modes quick --only 01
     python benchmarks/book_time.py --flops-only
+    python benchmarks/book_time.py --before-from /tmp/old/benchmarks/book_time.json
 """
 from __future__ import annotations
 
@@ -41,7 +44,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 JSON_PATH = ROOT / "benchmarks" / "book_time.json"
 MD_PATH = ROOT / "benchmarks" / "BOOK_TIME.md"
-TARGETS_S = {"quick": 4 * 60, "full": 15 * 60}
+TARGETS_S = {"quick": 90, "full": 10 * 60}
 
 
 # ----------------------------------------------------------------------------- machine
@@ -83,49 +86,8 @@ def notebook_timing(path: Path, top: int = 3) -> dict:
             "slowest_cells": cells[:top]}
 
 
-#: What the budget cost and what runs where, as the last section of BOOK_TIME.md.
-NOTES = [
-    "## What the budget decided", "",
-    "* **The recipe is 1.25 passes over the training set, not 1.5.** The first full run with "
-    "every network of Chapters 2-4 on the one protocol (all activations with max and average "
-    "pooling, the TReLU sweep z = 0.1-0.9, the paired-anchor and two-polarity networks, 3 seeds "
-    "each, the whole training set) took 1,060 s at 1.5 passes, over the 15-minute target. "
-    "1.25 passes reach 99.06 % on MNIST (mean of 10 seeds, every seed at least 98.97 %; 1.5 "
-    "passes: 99.13 %), so the recipe was shortened for **every** network of the book alike: no "
-    "arm of any comparison trains less than another (`benchmarks/RESULTS.md`).",
-    "* At 1.25 passes the book still took about 1,000 s, so two of the book's own extras were "
-    "cut: **Chapter 4's longer-training runs** (three LeNet-5s at 3 passes, the lever \"does "
-    "training longer close the gap to clean accuracy?\" of Sec. 4.5; the normalisation lever "
-    "stays) and **the third seed of Chapter 5's stand-in network** (MiniAlexNet, trained only "
-    "when AlexNet's ImageNet weights are unavailable; 2 seeds fill the two cores in one round, "
-    "a third took a second round). Both are set by chapter parameters (`N_SEEDS` of Chapter 5; "
-    "Chapter 4's variants are in its training cell).",
-    "* Evaluation got faster at no cost: channels-last models and batches of 500 "
-    "(`train.predict`, 2.6x faster than contiguous batches of 2000), and Chapter 4's workers "
-    "build the digits on backgrounds once per process.",
-    "* Nothing else was cut: every arm, seed, threshold and training image of Chapters 2-4's "
-    "comparisons is in the faithful run.",
-    "* Where the time goes: Chapter 2 trains 72 LeNet-5s (the TReLU networks of one seed as "
-    "one wide network, `recos_utils.core.stacked`); on 2 cores a LeNet-5 costs about 7 s of wall "
-    "time when two train side by side, so that chapter alone is most of the budget.", "",
-    "* **The full book is now over its 15-minute target** (957 s in the run above, 57 s "
-    "over): Chapter 6 adds 114 s (its own bound, 3 min, holds), and Chapters 1-5 took 830 s "
-    "here against 788 s in the previous recorded run, with the same work (the machine's "
-    "load differs between runs by a few percent). Nothing was cut to hide it: every "
-    "remaining lever cuts a faithful protocol (seeds, training images or arms of Chapters "
-    "2-4, or Chapter 6's Fashion-MNIST arm or seeds, which issue 16 asks for), and the design's "
-    "cheap knobs were measured to gain little (10 instead of 20 k-means rounds and 100k "
-    "instead of 200k windows save about 1 s of 17 per network). The budget needs a decision by whoever "
-    "sets it: a 17-minute target for six chapters, or a named cut.",
-    "* **Chapter 6** (Saak, Saab, the LeNet-5 designed without backpropagation): six designed networks (3 seeds x MNIST and Fashion-MNIST, about "
-    "18 s each on one thread, two side by side) and three backprop LeNet-5s on Fashion-MNIST "
-    "(the MNIST ones are Chapter 2's, from the cache); about 114 s. The design records the smallest Saab "
-    "response while it computes the layers, instead of a second float64 pass over the "
-    "training set (21 s per network saved); both datasets are designed in one pass of the "
-    "worker pool. Nothing of Chapters 1-5 was cut for it.",
-    "* The second run of the same command reuses every chapter and the build (`run_state`); "
-    "its time is in the line under each table.", "",
-]
+#: What the budget cost and what runs where (prose, kept by hand): the end of BOOK_TIME.md.
+NOTES_PATH = ROOT / "benchmarks" / "book_time_notes.md"
 
 
 def gpu_section(path: Path = ROOT / "benchmarks" / "gpu_book.json") -> list[str]:
@@ -150,7 +112,7 @@ def gpu_section(path: Path = ROOT / "benchmarks" / "gpu_book.json") -> list[str]
 
 
 def run_book(mode: str, *, device: str = "cpu", only: list[str] | None = None,
-             keep: Path | None = None) -> dict:
+             keep: Path | None = None, jobs: int | None = None) -> dict:
     """``recos-book run`` once with a fresh model cache; wall times per chapter."""
     work = Path(tempfile.mkdtemp(prefix=f"book_time_{mode}_"))
     out = keep / mode if keep else work / "out"
@@ -158,20 +120,23 @@ def run_book(mode: str, *, device: str = "cpu", only: list[str] | None = None,
         shutil.rmtree(out)
     env = dict(os.environ, RECOS_CACHE_DIR=str(work / "cache"), RECOS_PROGRESS="0")
     cmd = [sys.executable, "-m", "recos_utils.runner.cli", "run", "--mode", mode, "--device", device,
-           "--out", str(out)] + (["--only", *only] if only else [])
+           "--out", str(out)] + (["--only", *only] if only else []) \
+        + (["--jobs", str(jobs)] if jobs else [])
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     res = {"mode": mode, "device": device, "only": only or "all", "returncode": proc.returncode,
            "wall_s": round(wall, 1), "fresh_cache": True, "chapters": {}}
     timings = out / "timings.json"
-    seconds = json.loads(timings.read_text())["seconds"] if timings.exists() else {}
+    told = json.loads(timings.read_text()) if timings.exists() else {}
+    seconds = told.get("seconds", {})
     for nb in sorted((out / "executed").glob("*.ipynb")):
         entry = {"wall_s": seconds.get(nb.stem)}
         entry.update(notebook_timing(nb))
         res["chapters"][nb.stem] = entry
-    ch_total = sum(v["wall_s"] or 0 for v in res["chapters"].values())
-    res["chapters_s"] = round(ch_total, 1)
+    # chapters side by side overlap: recos-book measures the span of their execution
+    ch_total = told.get("executing_s", sum(v["wall_s"] or 0 for v in res["chapters"].values()))
+    res["chapters_s"], res["jobs"] = round(ch_total, 1), told.get("jobs", 1)
     res["build_and_overhead_s"] = round(wall - ch_total, 1) if proc.returncode == 0 else None
     if proc.returncode != 0:
         res["error"] = (proc.stderr or proc.stdout)[-2000:]
@@ -296,6 +261,34 @@ def flop_report() -> dict:
 
 
 # ----------------------------------------------------------------------------- report
+def say_time(seconds: float) -> str:
+    """A target as a reader says it: "90 s", "10 min"."""
+    return f"{seconds // 60:.0f} min" if seconds % 60 == 0 else f"{seconds:.0f} s"
+
+
+def before_after(data: dict) -> list[str]:
+    """Each chapter's wall time before and after a change, for the modes measured both ways."""
+    before = data.get("before", {})
+    lines = []
+    for mode, old in before.get("book", {}).items():
+        new = data.get("book", {}).get(mode)
+        if not new:
+            continue
+        lines += [f"## {mode.capitalize()} book, before and after", "",
+                  f"Before: {before.get('what', '?')}, measured {old.get('date', '?')}. "
+                  f"After: this run, measured {new.get('date', '?')}. Both on a fresh model "
+                  "cache, same machine. With chapters side by side, a chapter's wall time "
+                  "counts the time it shared the cores with another.", "",
+                  "| Chapter | before s | after s |", "|---|---:|---:|"]
+        for stem in sorted(set(old["chapters"]) | set(new["chapters"])):
+            o, n = old["chapters"].get(stem, {}), new["chapters"].get(stem, {})
+            lines.append(f"| {stem} | {o.get('wall_s', '-')} | {n.get('wall_s', '-')} |")
+        lines += [f"| HTML build and start-up | {old.get('build_and_overhead_s', '-')} | "
+                  f"{new.get('build_and_overhead_s', '-')} |",
+                  f"| **whole command** | **{old['wall_s']}** | **{new['wall_s']}** |", ""]
+    return lines
+
+
 def markdown(data: dict) -> str:
     lines = ["# Whole-book speed", "",
              "Written by `benchmarks/book_time.py` from `benchmarks/book_time.json`; do not edit.",
@@ -312,15 +305,17 @@ def markdown(data: dict) -> str:
             verdict = f"the run **failed** (exit {run['returncode']})"
         elif not whole:
             verdict = (f"only chapters {', '.join(run['only'])} ran, so the target "
-                       f"({target // 60} min for the whole book) is not assessed")
+                       f"({say_time(target)} for the whole book) is not assessed")
         else:
             verdict = ("within" if run["wall_s"] <= target else "**over**") + \
-                f" the target of {target // 60} min"
+                f" the target of {say_time(target)}"
         lines += [f"## {mode.capitalize()} book", "",
                   f"{run['wall_s']:.0f} s in all ({run['wall_s'] / 60:.1f} min), fresh model "
                   f"cache, device {run['device']}, measured {run.get('date', '?')} on "
                   f"{m.get('cores', '?')} cores ({m.get('cpu', '?')}; 1-min load average "
-                  f"{m.get('load_avg_1min', '?')} at the start): {verdict}.", "",
+                  f"{m.get('load_avg_1min', '?')} at the start): {verdict}. Executing the "
+                  f"chapters took {run.get('chapters_s', '?')} s, "
+                  f"{run.get('jobs', 1)} at a time.", "",
                   "| Chapter | wall s | papermill s | slowest cells (s) |", "|---|---:|---:|---|"]
         for stem, c in run["chapters"].items():
             slow = "; ".join(f"{s['seconds']:.1f} `{s['code'].replace('|', '/')}`"
@@ -372,7 +367,8 @@ def markdown(data: dict) -> str:
                   "product: the rest is per-operation overhead, not arithmetic. This is why "
                   "the book trains one model per core (several models side by side) rather "
                   "than one model on all cores.", ""]
-    lines += NOTES + gpu_section()
+    notes = NOTES_PATH.read_text().splitlines() + [""] if NOTES_PATH.is_file() else []
+    lines += before_after(data) + notes + gpu_section()
     return "\n".join(lines)
 
 
@@ -382,10 +378,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", nargs="+", metavar="CHAPTER", help="chapters, as for recos-book")
     ap.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
     ap.add_argument("--keep", type=Path, help="keep each run's output in KEEP/<mode>")
+    ap.add_argument("--jobs", type=int, help="chapters at once (recos-book run --jobs)")
+    ap.add_argument("--before-from", type=Path, metavar="JSON",
+                    help="another book_time.json whose book runs are the 'before' of a change")
+    ap.add_argument("--before-what", default="the previous commit",
+                    help="what the 'before' runs measured (shown in BOOK_TIME.md)")
     ap.add_argument("--no-flops", action="store_true", help="skip the FLOP-rate measurement")
     ap.add_argument("--flops-only", action="store_true", help="only the FLOP-rate measurement")
     ap.add_argument("--render-only", action="store_true",
-                    help="only rewrite BOOK_TIME.md from the JSON file (e.g. after editing NOTES)")
+                    help="only rewrite BOOK_TIME.md from the JSON file (e.g. after editing the notes)")
     ap.add_argument("--json", type=Path, default=JSON_PATH)
     ap.add_argument("--md", type=Path, default=MD_PATH)
     args = ap.parse_args(argv)
@@ -394,6 +395,9 @@ def main(argv: list[str] | None = None) -> int:
     data = json.loads(args.json.read_text()) if args.json.exists() else {}
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     rc = 0
+    if args.before_from:
+        data["before"] = {"book": json.loads(args.before_from.read_text())["book"],
+                          "what": args.before_what}
     if args.render_only:
         args.md.write_text(markdown(data))
         return 0
@@ -401,7 +405,8 @@ def main(argv: list[str] | None = None) -> int:
         for mode in args.modes:
             print(f"[book_time] {mode} book ...", flush=True)
             info = machine()
-            run = run_book(mode, device=args.device, only=args.only, keep=args.keep)
+            run = run_book(mode, device=args.device, only=args.only, keep=args.keep,
+                           jobs=args.jobs)
             run.update(date=stamp, machine=info)
             data.setdefault("book", {})[mode] = run
             print(f"[book_time]   {run['wall_s']} s, exit {run['returncode']}", flush=True)

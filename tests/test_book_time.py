@@ -36,7 +36,7 @@ def test_report_says_when_the_target_is_not_assessed():
                                            "slowest_cells": []}}, "build_and_overhead_s": 10.0}
     md = book_time.markdown({"book": {"quick": run}})
     assert "not assessed" in md and "## Full book\n\nNot measured yet." in md
-    run = dict(run, only="all", wall_s=300.0)
-    assert "**over** the target of 4 min" in book_time.markdown({"book": {"quick": run}})
-    run = dict(run, wall_s=200.0)
-    assert "within the target of 4 min" in book_time.markdown({"book": {"quick": run}})
+    run = dict(run, only="all", wall_s=91.0)
+    assert "**over** the target of 90 s" in book_time.markdown({"book": {"quick": run}})
+    run = dict(run, wall_s=90.0)
+    assert "within the target of 90 s" in book_time.markdown({"book": {"quick": run}})

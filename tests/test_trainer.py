@@ -191,3 +191,29 @@ def test_a_chapter_checks_its_data_at_the_start(own_root):
         f.truncate(1_000_000)
     with pytest.raises(DataError, match="truncated"):
         validate(ns)
+
+
+def test_a_unit_another_process_is_training_is_waited_for_and_loaded_not_retrained(store):
+    """Two chapters side by side (``recos-book run --jobs 2``) ask for one model: the one that
+    claims its store entry trains it; the other waits on the claim, then loads the entry."""
+    import threading
+
+    from recos_utils.core import cache, trainer
+
+    spec = Spec(NO_DATA, {"id": "shared", "cost": 1.0})
+    path = store / f"{spec_key(spec)}.pt"
+    done = threading.Event()
+    with cache.claim([path]):                         # "the other chapter" is training it
+        t = threading.Thread(target=lambda: (trainer._train(NO_DATA, [spec.config], (), "cpu",
+                                                            None, [path]), done.set()))
+        t.start()
+        assert not done.wait(1.0)                     # blocked on the claim, not training
+        cache.save_entry(path, {"history": {"id": "shared", "by": "the other chapter"}})
+    t.join(30)
+    assert done.is_set() and CALLS == []              # loaded what the other one wrote
+    got = train_all([spec], n_workers=1)[0]
+    assert got.history["by"] == "the other chapter" and CALLS == []
+    # without an entry behind the claim, the unit trains (once) when the claim is released
+    path.unlink()
+    trainer._train(NO_DATA, [spec.config], (), "cpu", None, [path])
+    assert CALLS == ["shared"] and cache.load_entry(path)["history"] == {"id": "shared"}

@@ -10,13 +10,17 @@ writes here. An entry is one file::
 written to a temporary file in the same folder, flushed to disk and renamed into place
 (atomic on POSIX), so a process killed mid-write leaves no entry that loads. Entries are
 loaded with ``torch.load(..., weights_only=True)``; a checksum mismatch is reported with a
-warning, the entry deleted and the model retrained. Two processes sharing the cache can at
-worst both train the same entry; the later rename wins and both files are whole.
+warning, the entry deleted and the model retrained. A process about to train an entry first
+claims it (:func:`claim`: a lock file in the store's ``.locks`` folder): another process
+that wants the same entry (two chapters running side by side, ``recos-book run --jobs``)
+waits and then loads it instead of training it twice. Without the claim, two writers would still leave one whole file (the
+later rename wins).
 
 The folder is ``$RECOS_CACHE_DIR``, else ``<user cache>/models``.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -24,13 +28,14 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
+from filelock import FileLock
 
 from recos_utils.core.data import user_cache_dir
 
-__all__ = ["cache_dir", "save_entry", "load_entry", "CacheWarning"]
+__all__ = ["cache_dir", "save_entry", "load_entry", "claim", "CacheWarning"]
 
 
 class CacheWarning(UserWarning):
@@ -102,3 +107,16 @@ def load_entry(path: Path) -> dict[str, Any] | None:
     except FileNotFoundError:
         pass
     return None
+
+
+@contextlib.contextmanager
+def claim(paths: list[Path]) -> Iterator[None]:
+    """Hold the store entries ``paths`` for this process while it trains them: a second
+    process claiming one of them waits until the first has written them (see the module
+    docstring). Locks are taken in sorted order, so two claims never wait on each other."""
+    with contextlib.ExitStack() as stack:
+        for path in sorted({Path(p) for p in paths}):
+            locks = path.parent / ".locks"
+            locks.mkdir(parents=True, exist_ok=True)
+            stack.enter_context(FileLock(str(locks / (path.name + ".lock"))))
+        yield

@@ -15,6 +15,9 @@ in order, loading what the store already holds and training the rest:
   another. Specs whose kind groups them (``Kind.group``: same key) train together as one
   batched model (``Kind.train_group``), e.g. Chapter 2's TReLU sweep; a group trains whole
   whenever one of its members is missing, so its members never depend on the cache's state.
+* **Once**, even for two chapters at a time: each training unit claims its store entries
+  (:func:`recos_utils.core.cache.claim`); a unit another process is training is waited
+  for and loaded.
 * **Progress** is a callback: each finished model is reported through
   :func:`recos_utils.core.progress.report`.
 
@@ -100,18 +103,25 @@ def spec_key(spec: Spec, data_dir=None) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def _fit(kind: Kind, configs: list, args: tuple, device: str, data_dir) -> list[dict]:
+    if len(configs) > 1:
+        return kind.train_group(configs, device, data_dir)
+    return [kind.train(configs[0], device, data_dir, *args)]
+
+
 def _train(kind: Kind, configs: list, args: tuple, device: str, data_dir,
            paths: list | None) -> list[dict] | None:
     """Train one model (or one group) and store its entries under ``paths``; returned only
-    when there is no store. Runs in a worker process or in this one."""
-    if len(configs) > 1:
-        entries = kind.train_group(configs, device, data_dir)
-    else:
-        entries = [kind.train(configs[0], device, data_dir, *args)]
+    when there is no store. Runs in a worker process or in this one. The entries are
+    claimed first: when another process (a chapter running beside this one) trained them
+    meanwhile, they are loaded, not trained again."""
     if paths is None:
-        return entries
-    for path, e in zip(paths, entries):
-        cache.save_entry(path, e)
+        return _fit(kind, configs, args, device, data_dir)
+    with cache.claim(paths):
+        if all(cache.load_entry(p) is not None for p in paths):
+            return None
+        for path, e in zip(paths, _fit(kind, configs, args, device, data_dir)):
+            cache.save_entry(path, e)
     return None
 
 

@@ -7,8 +7,9 @@ Execution and rendering are separate steps, as in the QuantEcon lecture books:
    ``RESULTS_DIR=OUT/results`` (chapters write ``OUT/results/NN_topic.json``), unless
    nothing it depends on changed since its last finished run (``run_state``): then its
    executed notebook and results file are reused ("unchanged, reused"); ``--force`` runs
-   it anyway. While a chapter runs, the terminal shows the cell and the training going on
-   (``run_progress``);
+   it anyway. Up to ``--jobs`` chapters execute at once, each in its own process
+   (``lanes``; default two in quick mode, one in full mode). While a chapter runs, the terminal shows the cell and the training
+   going on (``run_progress``);
 2. the book sources and every chapter's last finished executed notebook (the chapters of
    ``--only`` and the others alike) are staged in ``OUT/site`` (``book_site``) and built
    by Jupyter Book with execution off and warnings as errors; the HTML lands in
@@ -76,8 +77,10 @@ def select(all_chapters: list[Path], only: list[str] | None) -> list[Path]:
 
 
 def execute_chapter(nb: Path, out_dir: Path, *, quick: bool, device: str,
-                    data_dir: str | None = None, extra: dict | None = None) -> Path:
-    """Execute one chapter with papermill; raise :class:`BookError` naming a failing cell."""
+                    data_dir: str | None = None, extra: dict | None = None,
+                    lane: int = 0) -> Path:
+    """Execute one chapter with papermill; raise :class:`BookError` naming a failing cell.
+    ``lane``: the line of its progress in a terminal, when chapters run side by side."""
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
@@ -97,7 +100,7 @@ def execute_chapter(nb: Path, out_dir: Path, *, quick: bool, device: str,
 
     n_cells = len(nbformat.read(nb, as_version=4).cells) + 1      # + papermill's parameters
     try:
-        with ChapterProgress(nb.stem, n_cells):
+        with ChapterProgress(nb.stem, n_cells, position=lane):
             pm.execute_notebook(str(nb), str(executed), parameters=params, cwd=str(nb.parent),
                                 progress_bar=False, log_output=False, kernel_name="python3",
                                 engine_name=install_engine())
@@ -195,7 +198,7 @@ def plan(selected: list[Path], out_dir: Path, state: dict, fingerprints: dict[st
 
 
 def run(args) -> int:
-    from recos_utils.runner import run_state
+    from recos_utils.runner import lanes, run_state
 
     root = find_root()
     out_dir = Path(args.out).resolve()
@@ -209,6 +212,10 @@ def run(args) -> int:
         selected = select(all_chapters, args.only)
     except BookError as e:
         print(f"recos-book: {e}", file=sys.stderr)
+        return 2
+    if args.jobs is not None and args.jobs < 1:
+        print(f"recos-book: --jobs {args.jobs} is not allowed: give at least 1 (chapters "
+              f"executed at once)", file=sys.stderr)
         return 2
     if args.device == "cuda":
         from recos_utils.core.device import DeviceError, resolve_device
@@ -224,28 +231,39 @@ def run(args) -> int:
               "data_dir": args.data_dir or os.environ.get("RECOS_DATA_DIR")}
     prints = {nb.stem: run_state.fingerprint(nb, params, data) for nb in selected}
     todo = plan(selected, out_dir, state, prints, force=args.force)
-    done, timings = [], {}
+    done, timings, started = [], {}, {}
+    runs = [nb for nb in selected if todo[nb.stem] != "reuse"]
+    for nb in selected:
+        if todo[nb.stem] == "reuse":
+            rec = state["chapters"][nb.stem]
+            print(f"[recos-book] {nb.stem}: unchanged, reused (its {rec['mode']} run of "
+                  f"{rec['finished']})", flush=True)
+
+    def on_start(nb: Path) -> None:
+        started[nb.stem] = time.perf_counter()
+        print(f"[recos-book] executing {nb.stem} ({args.mode} mode, device {args.device}; "
+              f"{todo[nb.stem]}) ...", flush=True)
+        state["chapters"].pop(nb.stem, None)   # until it finishes, it has no record
+        run_state.save(out_dir, state)
+
+    def on_done(nb: Path, executed: Path) -> None:
+        timings[nb.stem] = round(time.perf_counter() - started[nb.stem], 1)
+        run_state.record(state, nb.stem, executed, fingerprint=prints[nb.stem],
+                         mode=args.mode, device=args.device, seconds=timings[nb.stem],
+                         results=out_dir / "results" / f"{nb.stem}.json")
+        run_state.save(out_dir, state)
+        done.append(nb.stem)
+        print(f"[recos-book]   {nb.stem} done in {timings[nb.stem]} s", flush=True)
+
+    kwargs = dict(quick=args.mode == "quick", device=args.device, data_dir=args.data_dir)
+    jobs = min(args.jobs or lanes.default_jobs(args.mode == "quick"), max(1, len(runs)))
+    if jobs > 1:
+        print(f"[recos-book] {len(runs)} chapters to execute, {jobs} at a time", flush=True)
+    t_start = time.perf_counter()
     try:
-        for nb in selected:
-            if todo[nb.stem] == "reuse":
-                rec = state["chapters"][nb.stem]
-                print(f"[recos-book] {nb.stem}: unchanged, reused (its {rec['mode']} run of "
-                      f"{rec['finished']})", flush=True)
-                continue
-            t0 = time.perf_counter()
-            print(f"[recos-book] executing {nb.stem} ({args.mode} mode, device {args.device}; "
-                  f"{todo[nb.stem]}) ...", flush=True)
-            state["chapters"].pop(nb.stem, None)   # until it finishes, it has no record
-            run_state.save(out_dir, state)
-            executed = execute_chapter(nb, out_dir, quick=args.mode == "quick",
-                                       device=args.device, data_dir=args.data_dir)
-            timings[nb.stem] = round(time.perf_counter() - t0, 1)
-            run_state.record(state, nb.stem, executed, fingerprint=prints[nb.stem],
-                             mode=args.mode, device=args.device, seconds=timings[nb.stem],
-                             results=out_dir / "results" / f"{nb.stem}.json")
-            run_state.save(out_dir, state)
-            done.append(nb.stem)
-            print(f"[recos-book]   done in {timings[nb.stem]} s", flush=True)
+        lanes.run_side_by_side([(nb, execute_chapter, (nb, out_dir), kwargs) for nb in runs],
+                               jobs, on_start, on_done, lane_arg="lane")
+        t_built = time.perf_counter()
         if args.no_build:
             return 0
         book = []
@@ -262,7 +280,7 @@ def run(args) -> int:
         index, state["build"] = build_book(root, out_dir, book, state["chapters"],
                                            last=None if args.force else state.get("build"))
         run_state.save(out_dir, state)
-    except BookError as e:
+    except RuntimeError as e:     # a BookError, or a chapter's process that died
         print(f"recos-book: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -272,7 +290,9 @@ def run(args) -> int:
               f"resume.", file=sys.stderr)
         return 130
     (out_dir / "timings.json").write_text(json.dumps(
-        {"mode": args.mode, "device": args.device, "seconds": timings}, indent=2) + "\n")
+        {"mode": args.mode, "device": args.device, "seconds": timings, "jobs": jobs,
+         "executing_s": round(t_built - t_start, 1),
+         "build_s": round(time.perf_counter() - t_built, 1)}, indent=2) + "\n")
     print(f"[recos-book] the book is at {index}")
     return 0
 
@@ -305,6 +325,9 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--data-dir", default=None,
                    help="data root (default: $RECOS_DATA_DIR, else the per-user cache)")
     r.add_argument("--no-build", action="store_true", help="execute only; skip the HTML build")
+    r.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="chapters executed at once, each in its own process (default: 2 in "
+                        "quick mode, 1 in full mode); the numbers do not depend on it")
     r.add_argument("--force", action="store_true",
                    help="execute the chapters (and build) even when nothing they depend on "
                         "changed since their last run")

@@ -61,7 +61,7 @@ class ChapterProgress:
     """The status of one chapter's run, as a context manager around its execution."""
 
     def __init__(self, stem: str, n_cells: int, *, stream=None, tty: bool | None = None,
-                 every: float | None = None):
+                 every: float | None = None, position: int = 0):
         if every is None:     # seconds between two lines in a log; $RECOS_PROGRESS_EVERY
             every = float(os.environ.get("RECOS_PROGRESS_EVERY", "15"))
         self.stem, self.n_cells, self.every = stem, n_cells, every
@@ -70,7 +70,7 @@ class ChapterProgress:
         self.tty = (not ci and self.stream.isatty()) if tty is None else tty
         self.index, self.train, self._last = 0, None, 0.0
         self._lock, self._stop = threading.Lock(), threading.Event()
-        self._bar = None
+        self._bar, self.position = None, position     # position: its line in a terminal
 
     def status(self) -> str:
         """The one-line status: chapter, cell, elapsed time, training and time left."""
@@ -125,7 +125,7 @@ class ChapterProgress:
             from tqdm.std import tqdm
 
             self._bar = tqdm(total=self.n_cells, desc=self.stem, unit="cell", leave=False,
-                             file=self.stream, bar_format="{desc}")
+                             file=self.stream, bar_format="{desc}", position=self.position)
         self._thread = threading.Thread(target=self._poll, daemon=True)
         self._thread.start()
         _ACTIVE = self
