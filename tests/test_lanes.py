@@ -85,6 +85,15 @@ def test_a_failure_lets_the_running_job_finish_and_starts_no_new_one(tmp_path):
     assert ("start", "never") not in events
 
 
+def test_a_process_that_dies_is_named_with_its_exit_code():
+    events = []
+    with pytest.raises(lanes.LaneError, match=r"executing dies ended without a result "
+                                              r"\(exit code 3"):
+        lanes.run_side_by_side([("dies", os._exit, (3,), {}), ("ok", os.getpid, (), {})],
+                               2, *record(events))
+    assert ("done", "dies") not in [e[:2] for e in events]
+
+
 def test_the_lane_number_is_passed_when_asked(tmp_path):
     events = []
     jobs = [(k, dict, (), {"key": k}) for k in "abc"]

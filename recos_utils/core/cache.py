@@ -13,8 +13,8 @@ loaded with ``torch.load(..., weights_only=True)``; a checksum mismatch is repor
 warning, the entry deleted and the model retrained. A process about to train an entry first
 claims it (:func:`claim`: a lock file in the store's ``.locks`` folder): another process
 that wants the same entry (two chapters running side by side, ``recos-book run --jobs``)
-waits and then loads it instead of training it twice. Without the claim, two writers would still leave one whole file (the
-later rename wins).
+waits and then loads it instead of training it twice. Without the claim, two writers would
+still leave one whole file (the later rename wins).
 
 The folder is ``$RECOS_CACHE_DIR``, else ``<user cache>/models``.
 """

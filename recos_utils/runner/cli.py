@@ -8,8 +8,8 @@ Execution and rendering are separate steps, as in the QuantEcon lecture books:
    nothing it depends on changed since its last finished run (``run_state``): then its
    executed notebook and results file are reused ("unchanged, reused"); ``--force`` runs
    it anyway. Up to ``--jobs`` chapters execute at once, each in its own process
-   (``lanes``; default two in quick mode, one in full mode). While a chapter runs, the terminal shows the cell and the training
-   going on (``run_progress``);
+   (``lanes``; default two in quick mode, one in full mode). While a chapter runs, the
+   terminal shows the cell and the training going on (``run_progress``);
 2. the book sources and every chapter's last finished executed notebook (the chapters of
    ``--only`` and the others alike) are staged in ``OUT/site`` (``book_site``) and built
    by Jupyter Book with execution off and warnings as errors; the HTML lands in
@@ -280,7 +280,7 @@ def run(args) -> int:
         index, state["build"] = build_book(root, out_dir, book, state["chapters"],
                                            last=None if args.force else state.get("build"))
         run_state.save(out_dir, state)
-    except RuntimeError as e:     # a BookError, or a chapter's process that died
+    except (BookError, lanes.LaneError) as e:     # a failing cell or build; a dead process
         print(f"recos-book: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -8,9 +8,8 @@ work overlaps another's. That pays in quick mode, where kernel start-up, imports
 figures are most of a chapter; in full mode training already fills the cores and two
 chapters side by side only slow each other (``benchmarks/BOOK_TIME.md``: 741 s against
 650 s one after another), so the default is two lanes in quick mode, one in full mode.
-What the chapters
-compute does not change: every model trains on one thread with its own seed, wherever and
-whenever it trains, and a model two chapters share (Chapter 6 reads Chapter 2's LeNet-5s)
+What the chapters compute does not change: every model trains on one thread with its own
+seed, wherever and whenever it trains, and a model two chapters share (Chapter 6 reads Chapter 2's LeNet-5s)
 is trained once, because ``train_all`` claims each store entry before it trains it
 (:func:`recos_utils.core.cache.claim`) and the other chapter waits for it and loads it.
 
@@ -26,7 +25,11 @@ import signal
 from multiprocessing.connection import wait
 from typing import Any, Callable
 
-__all__ = ["run_side_by_side", "default_jobs"]
+__all__ = ["run_side_by_side", "default_jobs", "LaneError"]
+
+
+class LaneError(RuntimeError):
+    """A job's process ended without sending a result (killed, out of memory)."""
 
 #: Chapters at once in quick mode when ``--jobs`` is not given (at most one per core).
 QUICK_DEFAULT = 2
@@ -110,7 +113,7 @@ def run_side_by_side(jobs: list[tuple[Any, Callable, tuple, dict]], n: int,
                     status, value = conn.recv()
                 except EOFError:
                     proc.join()
-                    status, value = "error", RuntimeError(
+                    status, value = "error", LaneError(
                         f"the process executing {key} ended without a result (exit code "
                         f"{proc.exitcode}; out of memory?)")
                 del running[conn]
