@@ -9,9 +9,10 @@ figures are most of a chapter; in full mode training already fills the cores and
 chapters side by side only slow each other (``benchmarks/BOOK_TIME.md``: 741 s against
 650 s one after another), so the default is two lanes in quick mode, one in full mode.
 What the chapters compute does not change: every model trains on one thread with its own
-seed, wherever and whenever it trains, and a model two chapters share (Chapter 6 reads Chapter 2's LeNet-5s)
-is trained once, because ``train_all`` claims each store entry before it trains it
-(:func:`recos_utils.core.cache.claim`) and the other chapter waits for it and loads it.
+seed, wherever and whenever it trains, and a model two chapters share (Chapter 6 reads
+Chapter 2's LeNet-5s) is trained once, because ``train_all`` claims each store entry before
+it trains it (:func:`recos_utils.core.cache.claim`) and the other chapter waits for it and
+loads it.
 
 Each chapter runs in a process of its own (``spawn``), so that what papermill changes for a
 whole process (the working folder, the environment its kernel inherits) stays that
@@ -30,6 +31,7 @@ __all__ = ["run_side_by_side", "default_jobs", "LaneError"]
 
 class LaneError(RuntimeError):
     """A job's process ended without sending a result (killed, out of memory)."""
+
 
 #: Chapters at once in quick mode when ``--jobs`` is not given (at most one per core).
 QUICK_DEFAULT = 2
