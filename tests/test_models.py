@@ -3,7 +3,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from recos_utils.core.models import ACTIVATIONS, MONOTONE, LeNet5, TReLU, make_activation, trelu
+from recos_utils.core.models import (ACTIVATIONS, MONOTONE, LeNet5, MaxPool2x2, TReLU,
+                                     make_activation, trelu)
 
 
 def test_lenet5_shapes_and_parameter_count():
@@ -149,3 +150,32 @@ def test_pad_value_pads_the_input():
     # an all-white input padded with white is a flat 32x32 image: every conv1 output is equal
     c = f["conv1"][0]
     assert torch.allclose(c, c[:, :1, :1].expand_as(c), atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(64, 6, 28, 28), (5, 16, 10, 10), (3, 6, 27, 29), (6, 14, 14)])
+@pytest.mark.parametrize("layout", ["channels_last", "contiguous"])
+def test_fast_max_pool_is_the_kernel_bit_for_bit(shape, layout):
+    """MaxPool2x2 without gradients: the same bits and memory layout as F.max_pool2d, on
+    ties (rounded values, many equal maxima), NaN, odd sizes and an unbatched map."""
+    g = torch.Generator().manual_seed(0)
+    x = (torch.randn(shape, generator=g) * 2).round().clamp(min=0)  # ties in most windows
+    x.view(-1)[::97] = float("nan")
+    if layout == "channels_last" and x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    want = F.max_pool2d(x, 2)
+    with torch.no_grad():
+        got = MaxPool2x2()(x.requires_grad_())
+    assert torch.equal(got.isnan(), want.isnan())
+    assert torch.equal(got.nan_to_num(), want.nan_to_num())
+    assert got.stride() == want.stride()
+    assert MaxPool2x2()(x.detach()).stride() == want.stride()      # input needs no gradient
+
+
+def test_fast_max_pool_trains_with_the_kernels_gradient():
+    """With a gradient asked for, the gradient goes to the first maximum of each window, as
+    nn.MaxPool2d's does (ties included), and LeNet-5 uses the class."""
+    x = torch.tensor([[[[1.0, 1.0], [1.0, 0.0]]]], requires_grad=True)
+    MaxPool2x2()(x).sum().backward()
+    assert x.grad.flatten().tolist() == [1.0, 0.0, 0.0, 0.0]
+    assert isinstance(LeNet5("relu", "max").pool1, MaxPool2x2)
+    assert not isinstance(LeNet5("relu", "avg").pool1, MaxPool2x2)

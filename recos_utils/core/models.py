@@ -17,7 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 __all__ = ["ACTIVATIONS", "MONOTONE", "trelu", "TReLU", "augmented_norms", "Abs",
-           "make_activation", "LeNet5"]
+           "make_activation", "MaxPool2x2", "LeNet5"]
 
 #: Activation names accepted everywhere in the book.
 ACTIVATIONS = ("relu", "identity", "leaky_relu", "tanh", "sigmoid", "abs", "trelu")
@@ -103,9 +103,34 @@ def make_activation(name: str, z: float = 0.5) -> nn.Module:
     return table[name]()
 
 
+class MaxPool2x2(nn.MaxPool2d):
+    """2x2 max pooling with stride 2 (LeNet-5's S2 and S4): ``nn.MaxPool2d(2)``, faster when
+    no gradient is asked for.
+
+    Evaluation and the chapters' readings need only the values: the largest of the four
+    strided quarter grids x[0::2, 0::2], x[0::2, 1::2], x[1::2, 0::2], x[1::2, 1::2] is
+    the pooled map exactly (a maximum does no arithmetic, so not a bit changes; NaN
+    propagates as in the kernel), in the input's memory layout. On one CPU thread it is
+    5-6x faster than the kernel for LeNet-5's 6 channels in channels-last layout
+    (``benchmarks/RESULTS.md``). Training keeps the kernel: its backward sends each gradient
+    to the first maximum of a window, which this class then leaves untouched.
+    """
+
+    def __init__(self):
+        super().__init__(2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.requires_grad and torch.is_grad_enabled():
+            return super().forward(x)
+        h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2   # floor: an odd last row is dropped
+        x = x[..., :h, :w]
+        return torch.maximum(torch.maximum(x[..., 0::2, 0::2], x[..., 0::2, 1::2]),
+                             torch.maximum(x[..., 1::2, 0::2], x[..., 1::2, 1::2]))
+
+
 def _pool(kind: str) -> nn.Module:
     if kind == "max":
-        return nn.MaxPool2d(2)
+        return MaxPool2x2()
     if kind == "avg":
         return nn.AvgPool2d(2)
     raise ValueError(f"unknown pooling {kind!r}; allowed: {', '.join(POOLS)}")
