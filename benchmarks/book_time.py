@@ -204,6 +204,7 @@ def training_rates(flops_per_sample: float, n_train: int = 20000) -> dict:
     from recos_utils.core.data import DataError, Dataset, load_dataset
     import dataclasses
 
+    from recos_utils.core import fastpool
     from recos_utils.core.device import workers
     from recos_utils.core.kinds import lenet_specs
     from recos_utils.core.train import RECIPE, TrainConfig, fit
@@ -221,12 +222,32 @@ def training_rates(flops_per_sample: float, n_train: int = 20000) -> dict:
         data = f"random uint8 digits ({n_train}; MNIST not found)"
     recipe = dataclasses.replace(RECIPE, epochs=1.0)   # the book's recipe, one pass
     cfg = TrainConfig(n_train=n_train, recipe=recipe)
-    model = cfg.model()
-    hist = fit(model, ds.images, ds.labels, recipe=recipe, seed=0, threads=1, desc="flops")
-    one = n_train / hist["seconds"]
-    out = {"data": data, "batch_size": recipe.batch_size,
+
+    def rate(native: str) -> float:
+        """Samples/s of one run of ``fit`` on one thread; RECOS_NATIVE=0 pools with PyTorch's
+        kernel (the path before the compiled pooling), 1 with the compiled loop."""
+        before = os.environ.get("RECOS_NATIVE")
+        os.environ["RECOS_NATIVE"] = native
+        try:
+            hist = fit(cfg.model(), ds.images, ds.labels, recipe=recipe, seed=0, threads=1,
+                       desc="flops")
+        finally:
+            os.environ.pop("RECOS_NATIVE") if before is None else os.environ.update(
+                RECOS_NATIVE=before)
+        return n_train / hist["seconds"]
+
+    # old and new side by side, interleaved, best of three each
+    rates = {"0": [], "1": []}
+    for _ in range(3):
+        for flag in rates:
+            rates[flag].append(rate(flag))
+    one, old = max(rates["1"]), max(rates["0"])
+    out = {"data": data, "batch_size": recipe.batch_size, "pooling": fastpool.status(),
            "one_thread": {"samples_per_s": round(one, 1),
-                          "gflops": round(one * flops_per_sample / 1e9, 3)}}
+                          "gflops": round(one * flops_per_sample / 1e9, 3)},
+           "one_thread_kernel_pool": {"samples_per_s": round(old, 1),
+                                      "gflops": round(old * flops_per_sample / 1e9, 3),
+                                      "speedup_of_new": round(one / old, 3)}}
     n = workers()
     if data.startswith("MNIST") and n > 1:
         t0 = time.perf_counter()
@@ -350,6 +371,11 @@ def markdown(data: dict) -> str:
                   f"| LeNet-5 training, 1 thread ({tr['one_thread']['samples_per_s']:.0f} "
                   f"samples/s) | {tr['one_thread']['gflops']} | "
                   f"{100 * tr['one_thread']['fraction_of_matmul_1_thread']:.1f} % of 1 thread |"]
+        if "one_thread_kernel_pool" in tr:
+            k = tr["one_thread_kernel_pool"]
+            lines.append(f"| the same with PyTorch's max-pool kernel, the path before "
+                         f"(`RECOS_NATIVE=0`; {k['samples_per_s']:.0f} samples/s) | {k['gflops']} | "
+                         f"{100 * k['gflops'] / mm['gflops_1_thread']:.1f} % of 1 thread |")
         if "all_cores" in tr:
             a = tr["all_cores"]
             lines.append(f"| LeNet-5 training, {a['models']} models in {a['models']} processes "
@@ -360,6 +386,11 @@ def markdown(data: dict) -> str:
                          f"| {a['gflops_in_fit']} | "
                          f"{100 * a['gflops_in_fit'] / mm['gflops_all_threads']:.1f} % of all "
                          "threads |")
+        if "one_thread_kernel_pool" in tr:
+            lines += ["", f"Pooling in the new path: {tr['pooling']}. Old and new ran side by "
+                      f"side in one process (interleaved, best of three each): the compiled "
+                      f"pooling trains {tr['one_thread_kernel_pool']['speedup_of_new']:.2f}x "
+                      "the images per second on one thread, with the same bits."]
         share = 100 * tr["one_thread"]["fraction_of_matmul_1_thread"]
         lines += ["", f"One LeNet-5 training step is {fl['train_step'] / 1e6:.1f} MFLOP per "
                   f"sample, spread over small convolutions, pooling and the optimiser, so the "
