@@ -40,6 +40,7 @@ import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from unittest import mock
 
 ROOT = Path(__file__).resolve().parent.parent
 JSON_PATH = ROOT / "benchmarks" / "book_time.json"
@@ -226,14 +227,9 @@ def training_rates(flops_per_sample: float, n_train: int = 20000) -> dict:
     def rate(native: str) -> float:
         """Samples/s of one run of ``fit`` on one thread; RECOS_NATIVE=0 pools with PyTorch's
         kernel (the path before the compiled pooling), 1 with the compiled loop."""
-        before = os.environ.get("RECOS_NATIVE")
-        os.environ["RECOS_NATIVE"] = native
-        try:
+        with mock.patch.dict(os.environ, RECOS_NATIVE=native):
             hist = fit(cfg.model(), ds.images, ds.labels, recipe=recipe, seed=0, threads=1,
                        desc="flops")
-        finally:
-            os.environ.pop("RECOS_NATIVE") if before is None else os.environ.update(
-                RECOS_NATIVE=before)
         return n_train / hist["seconds"]
 
     # old and new side by side, interleaved, best of three each
