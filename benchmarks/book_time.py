@@ -66,10 +66,16 @@ def machine() -> dict:
 
 # ----------------------------------------------------------------------------- the book
 def _first_line(src) -> str:
+    """A cell's label: its first code line, or the line that trains if it trains.
+
+    Training is most of a slow cell's time, and a training cell often begins with loading
+    or configs (Chapter 2's read as ``test = load_dataset(...)``), so the line that calls
+    the one trainer, ``train_all(``, names the cell where there is one."""
     text = "".join(src) if isinstance(src, list) else src
     lines = [ln.strip() for ln in text.splitlines()
              if ln.strip() and not ln.strip().startswith("#")]
-    return (lines[0] if lines else "")[:80]
+    trains = [ln for ln in lines if "train_all(" in ln]
+    return ((trains or lines)[0] if lines else "")[:80]
 
 
 def notebook_timing(path: Path, top: int = 3) -> dict:

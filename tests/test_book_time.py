@@ -30,6 +30,13 @@ def test_notebook_timing_reads_papermill_cell_durations(tmp_path):
         [(1, 7.25, "step_1()"), (2, 2.0, "step_2()")]
 
 
+def test_a_cell_that_trains_is_named_by_its_training_line():
+    src = ["# load, then train\n", "test = load_dataset('mnist', 'test')\n",
+           "models = train_all(specs)\n", "acc = evaluate(models[0], test)\n"]
+    assert book_time._first_line(src) == "models = train_all(specs)"
+    assert book_time._first_line("x = 1\ny = f(x)") == "x = 1"
+
+
 def test_report_says_when_the_target_is_not_assessed():
     run = {"mode": "quick", "device": "cpu", "only": ["01"], "returncode": 0, "wall_s": 50.0,
            "chapters": {"01_recos_model": {"wall_s": 40.0, "papermill_s": 39.0,

@@ -202,6 +202,32 @@ def test_progress_names_chapter_cell_and_training_in_a_log(tmp_path):
     assert "training 1 of 4 models, about 0:06 left" in proc.stderr
 
 
+def test_time_left_follows_the_share_of_the_work_not_the_count():
+    from recos_utils.runner.run_progress import ChapterProgress
+
+    prog = ChapterProgress("02_x", 10, tty=False)
+    prog.t0 = time.monotonic()
+    # a costly stack of 9 first: 9 of 72 models but 25 % of the work after 60 s -> 3:00 left
+    prog.train = {"done": 9, "total": 72, "elapsed": 60.0, "share": 0.25}
+    assert prog.status().endswith("training 9 of 72 models, about 3:00 left")
+    prog.train = {"done": 9, "total": 72, "elapsed": 60.0}          # no share: by the count
+    assert prog.status().endswith("about 7:00 left")
+
+
+def test_the_kernels_own_log_stays_out_of_the_run_output(tmp_path):
+    # ipykernel warns "running over TCP without encryption" at every start, and logs an
+    # error when jupyter_client's shutdown SIGINT lands mid-message; a cell's own output and
+    # errors still reach the notebook and the run.
+    root = make_project(tmp_path, {"01_a": (
+        "import sys\nget_ipython().kernel.log.error('kernel-log-marker')\n"
+        "print('cell-stderr-marker', file=sys.stderr)")})
+    proc = run_cli(root, "--no-build")
+    assert proc.returncode == 0, proc.stderr
+    assert "IPKernelApp" not in proc.stderr and "kernel-log-marker" not in proc.stderr
+    executed = (root / "_out" / "executed" / "01_a.ipynb").read_text()
+    assert "cell-stderr-marker" in executed
+
+
 def test_repository_buttons_only_with_a_configured_repository(tmp_path, monkeypatch):
     from recos_utils.runner import book_site
 

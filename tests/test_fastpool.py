@@ -9,8 +9,9 @@ from recos_utils.core import fastpool
 from recos_utils.core.models import LeNet5, MaxPool2x2
 from recos_utils.core.train import Recipe, fit
 
-needs_cc = pytest.mark.skipif(not (shutil.which("cc") or shutil.which("gcc")),
-                              reason="no C compiler: the book uses PyTorch's kernel here")
+needs_cc = pytest.mark.skipif(not shutil.which(fastpool.compiler() or "cc"),
+                              reason="no C compiler ($CC, cc or gcc): the book uses PyTorch's "
+                                     "kernel here")
 CL = torch.channels_last
 
 

@@ -7,6 +7,7 @@ whole.
 """
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
@@ -85,6 +86,18 @@ def test_a_group_trains_whole_when_one_member_is_missing(store):
     CALLS.clear()
     out = train_all(specs, n_workers=1)
     assert CALLS == [(0, 1, 2)] and [t.history["group"] for t in out] == [3, 3, 3]
+
+
+def test_progress_reports_models_and_the_share_of_the_work_done(store, tmp_path, monkeypatch):
+    # a group of three costing 3 each (9) and one model of cost 1: after the group,
+    # 3 of 4 models and 90 % of the work, not 1 of 2 jobs
+    log = tmp_path / "progress.jsonl"
+    monkeypatch.setenv("RECOS_PROGRESS_FILE", str(log))
+    specs = [Spec(NO_DATA, {"id": i, "cost": 3, "g": "a"}) for i in range(3)]
+    train_all(specs + [Spec(NO_DATA, {"id": 9, "cost": 1})], n_workers=1)
+    lines = [json.loads(x) for x in log.read_text().splitlines()]
+    assert [(x["done"], x["total"]) for x in lines] == [(3, 4), (4, 4)]
+    assert [x["share"] for x in lines] == pytest.approx([0.9, 1.0])
 
 
 def test_a_spec_listed_twice_trains_once(store):

@@ -32,7 +32,7 @@ import torch
 
 from recos_utils.core.data import user_cache_dir
 
-__all__ = ["SOURCE", "enabled", "status", "supports", "max_pool2x2"]
+__all__ = ["SOURCE", "compiler", "enabled", "status", "supports", "max_pool2x2"]
 
 SOURCE = Path(__file__).with_name("maxpool2x2.c")
 _FLAGS = ["-O3", "-fPIC", "-shared"]     # never -ffast-math: NaN and signed zeros matter
@@ -46,9 +46,14 @@ def _library_path() -> Path:
     return user_cache_dir() / "native" / f"maxpool2x2-{digest}-{tag}{suffix}"
 
 
+def compiler() -> str | None:
+    """The C compiler the loop is built with: ``$CC``, else ``cc`` or ``gcc`` on the path."""
+    return os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+
+
 def _compile(target: Path) -> str | None:
     """Compile the C file to ``target`` (atomically); None, or why it could not."""
-    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    cc = compiler()
     if not cc:
         return "no C compiler found (install one, or set CC)"
     target.parent.mkdir(parents=True, exist_ok=True)

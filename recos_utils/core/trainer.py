@@ -43,7 +43,7 @@ from recos_utils.core import cache
 from recos_utils.core.data import dataset_id
 from recos_utils.core.device import resolve_device, workers
 from recos_utils.core.fingerprints import code_hash
-from recos_utils.core.progress import bar, report
+from recos_utils.core.progress import report, work_bar
 
 __all__ = ["Kind", "Spec", "Trained", "train_all", "entry", "spec_key"]
 
@@ -161,7 +161,10 @@ def train_all(specs: list[Spec], *, device: str = "cpu", data_dir=None,
     missing = {i for i, e in entries.items() if e is None}
     grouped = _groups(specs, list(first.values()))
     units = [u for u in grouped if missing.intersection(u)]
-    units.sort(key=lambda u: -sum(specs[i].kind.cost(specs[i].config) for i in u))
+    def cost(u):
+        return sum(specs[i].kind.cost(specs[i].config) for i in u)
+
+    units.sort(key=lambda u: -cost(u))
     jobs = []
     for u in units:
         kind = specs[u[0]].kind
@@ -170,8 +173,8 @@ def train_all(specs: list[Spec], *, device: str = "cpu", data_dir=None,
         jobs.append((kind, [specs[i].config for i in u], specs[u[0]].args, unit_dev,
                      None if data_dir is None else str(data_dir), paths))
     n = min(n_workers or workers(), len(jobs))
-    desc = f"training {sum(len(u) for u in units)} models"
-    progress = bar(len(jobs), desc + (f" on {n} processes" if n > 1 else ""))
+    desc = "training" + (f" on {n} processes" if n > 1 else "")
+    progress = work_bar([cost(u) for u in units], desc, sizes=[len(u) for u in units])
     if n > 1 and all(j[3] == "cpu" for j in jobs):
         from joblib import Parallel, delayed
 
@@ -182,8 +185,8 @@ def train_all(specs: list[Spec], *, device: str = "cpu", data_dir=None,
     for done, (u, out) in enumerate(zip(units, results), 1):
         for j, i in enumerate(u):
             entries[i] = out[j] if out is not None else cache.load_entry(jobs[done - 1][5][j])
-        progress.update(1)
-        report(done, len(jobs), desc, time.perf_counter() - t0)
+        progress.advance()
+        report(progress.done, progress.total, desc, time.perf_counter() - t0, progress.share)
     progress.close()
     out = []
     for s, k in zip(specs, keys):

@@ -84,7 +84,7 @@ def execute_chapter(nb: Path, out_dir: Path, *, quick: bool, device: str,
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
-    from recos_utils.runner.kernel_fixes import poll_in_slices
+    from recos_utils.runner.kernel_fixes import KERNEL_ARGS, poll_in_slices
 
     poll_in_slices()  # a lost wake-up on the shell socket must not hang the run
     executed = out_dir / "executed" / nb.name
@@ -103,7 +103,7 @@ def execute_chapter(nb: Path, out_dir: Path, *, quick: bool, device: str,
         with ChapterProgress(nb.stem, n_cells, position=lane):
             pm.execute_notebook(str(nb), str(executed), parameters=params, cwd=str(nb.parent),
                                 progress_bar=False, log_output=False, kernel_name="python3",
-                                engine_name=install_engine())
+                                engine_name=install_engine(), extra_arguments=list(KERNEL_ARGS))
     except PapermillExecutionError as e:
         # papermill's index counts its injected cell; name the cell of the source notebook
         src_index = _source_index(nb, e.source, e.cell_index)

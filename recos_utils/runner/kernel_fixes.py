@@ -18,12 +18,24 @@ of 60 ``interact`` cells, each showing a double-resolution figure, hung on its f
 execution without the patch (killed after 300 s; the kernel idle); with it, three runs in
 a row finished in 28-30 s. Chapter 1 itself hung once here before the patch (in a
 whole-book timing run); twelve separate runs of it did not.
+
+:data:`KERNEL_ARGS` quiets the kernel's own log in ``recos-book``'s output. Every chapter's
+kernel logged ``[IPKernelApp] WARNING | Kernel is running over TCP without encryption``
+(ipykernel 7 says so for any local kernel on TCP, which is how papermill starts one), and
+now and then ``[IPKernelApp] ERROR | KeyboardInterrupt caught in kernel.`` when the chapter
+had *finished*: jupyter_client's ``shutdown_kernel`` sends SIGINT before the shutdown
+request, and the kernel logs it if the signal lands while it handles a message. Neither is
+about the chapter; a cell's error still reaches the run through papermill (with the failing
+cell named) and a dead kernel as nbclient's ``DeadKernelError``.
 """
 from __future__ import annotations
 
 from queue import Empty
 
-__all__ = ["poll_in_slices", "SLICE_S"]
+__all__ = ["poll_in_slices", "SLICE_S", "KERNEL_ARGS"]
+
+#: Extra command-line arguments of every chapter's kernel: only critical kernel log lines.
+KERNEL_ARGS = ["--IPKernelApp.log_level=CRITICAL"]
 
 #: Longest single wait, in seconds, of an untimed ``get_msg``.
 SLICE_S = 0.1

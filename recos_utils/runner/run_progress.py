@@ -78,7 +78,8 @@ class ChapterProgress:
                f"{fmt_seconds(time.monotonic() - self.t0)} elapsed")
         if self.train and self.train["done"] < self.train["total"]:
             d, t, el = self.train["done"], self.train["total"], self.train["elapsed"]
-            left = f", about {fmt_seconds(el / d * (t - d))} left" if d else ""
+            share = self.train.get("share") or d / t       # work done, jobs weighted by cost
+            left = f", about {fmt_seconds(el / share * (1 - share))} left" if d else ""
             out += f"; training {d} of {t} models{left}"
         return out
 
