@@ -3,9 +3,10 @@
 1. **Book wall time.** Runs ``recos-book run`` in quick and/or full mode, each with a fresh,
    empty model cache (``RECOS_CACHE_DIR`` in a temporary folder), so that training is
    measured, not cache loads. Per chapter it records the wall time ``recos-book`` measured
-   (``OUT/timings.json``), papermill's duration of the executed notebook and its slowest
-   cells (the cell durations papermill stores in the notebook metadata); the HTML build
-   time is the rest of the wall time. Targets on 2 CPU cores (issue 25): full book
+   (``OUT/timings.json``), papermill's duration of the executed notebook, the wall time of
+   its training (``train_all`` calls, which ``recos-book`` writes into the executed
+   notebook's metadata) and its slowest cells (the cell durations papermill stores in the
+   notebook metadata); the HTML build time is the rest of the wall time. Targets on 2 CPU cores (issue 25): full book
    <= 10 min, quick book <= 90 s. ``--before-from`` takes the runs of another
    ``book_time.json`` (made on a clone of the commit before a change, by its own copy of
    this script) as the "before", shown side by side with this run's chapters.
@@ -90,6 +91,7 @@ def notebook_timing(path: Path, top: int = 3) -> dict:
     total = nb.get("metadata", {}).get("papermill", {}).get("duration")
     return {"papermill_s": round(total, 2) if total is not None else None,
             "code_cells_s": round(sum(c["seconds"] for c in cells), 2),
+            "training_s": nb.get("metadata", {}).get("recos_book", {}).get("training_s"),
             "slowest_cells": cells[:top]}
 
 
@@ -339,15 +341,20 @@ def markdown(data: dict) -> str:
                   f"{m.get('load_avg_1min', '?')} at the start): {verdict}. Executing the "
                   f"chapters took {run.get('chapters_s', '?')} s, "
                   f"{run.get('jobs', 1)} at a time.", "",
-                  "| Chapter | wall s | papermill s | slowest cells (s) |", "|---|---:|---:|---|"]
+                  "| Chapter | wall s | papermill s | training s | slowest cells (s) |",
+                  "|---|---:|---:|---:|---|"]
         for stem, c in run["chapters"].items():
             slow = "; ".join(f"{s['seconds']:.1f} `{s['code'].replace('|', '/')}`"
                              for s in c["slowest_cells"])
+            train = c.get("training_s")
             lines.append(f"| {stem} | {c['wall_s'] if c['wall_s'] is not None else '-'} | "
-                         f"{c['papermill_s']} | {slow} |")
+                         f"{c['papermill_s']} | {'-' if train is None else train} | {slow} |")
         if run.get("build_and_overhead_s") is not None:
-            lines.append(f"| HTML build and start-up | {run['build_and_overhead_s']} | | |")
-        lines.append("")
+            lines.append(f"| HTML build and start-up | {run['build_and_overhead_s']} | | | |")
+        lines += ["", "*training s*: wall time inside the chapter's `train_all` calls (its worker "
+                  "processes training networks not yet in the store); the rest of *papermill s* "
+                  "is evaluation, readings, figures and imports, and *wall s* less *papermill s* "
+                  "is the kernel's start and shutdown.", ""]
         if run.get("rerun"):
             r = run["rerun"]
             ok = r["wall_s"] <= 30 and r["wall_s"] <= run["wall_s"] / 4

@@ -22,10 +22,11 @@ def test_notebook_timing_reads_papermill_cell_durations(tmp_path):
     cells = [{"cell_type": "code", "source": ["# comment\n", f"step_{i}()\n"],
               "metadata": {"papermill": {"duration": d}}} for i, d in enumerate([0.5, 7.25, 2.0])]
     cells.append({"cell_type": "markdown", "source": "x", "metadata": {"papermill": {"duration": 9}}})
-    nb = {"cells": cells, "metadata": {"papermill": {"duration": 10.0}}}
+    nb = {"cells": cells, "metadata": {"papermill": {"duration": 10.0},
+                                       "recos_book": {"training_s": 6.5}}}
     (tmp_path / "nb.ipynb").write_text(json.dumps(nb))
     t = book_time.notebook_timing(tmp_path / "nb.ipynb", top=2)
-    assert t["papermill_s"] == 10.0 and t["code_cells_s"] == 9.75
+    assert t["papermill_s"] == 10.0 and t["code_cells_s"] == 9.75 and t["training_s"] == 6.5
     assert [(c["cell"], c["seconds"], c["code"]) for c in t["slowest_cells"]] == \
         [(1, 7.25, "step_1()"), (2, 2.0, "step_2()")]
 

@@ -202,6 +202,19 @@ def test_progress_names_chapter_cell_and_training_in_a_log(tmp_path):
     assert "training 1 of 4 models, about 0:06 left" in proc.stderr
 
 
+def test_the_executed_chapter_records_its_training_time(tmp_path):
+    # two train_all calls finish (done == total) after 2.5 s and 1.25 s; a report of a call
+    # still running does not count
+    root = make_project(tmp_path, {"01_a": (
+        "from recos_utils.core.progress import report\n"
+        "report(1, 2, 'training', 1.0)\nreport(2, 2, 'training', 2.5)\n"
+        "report(3, 3, 'training', 1.25)")})
+    proc = run_cli(root, "--no-build")
+    assert proc.returncode == 0, proc.stderr
+    nb = nbformat.read(root / "_out" / "executed" / "01_a.ipynb", as_version=4)
+    assert nb.metadata["recos_book"]["training_s"] == 3.75
+
+
 def test_time_left_follows_the_share_of_the_work_not_the_count():
     from recos_utils.runner.run_progress import ChapterProgress
 

@@ -100,7 +100,7 @@ def execute_chapter(nb: Path, out_dir: Path, *, quick: bool, device: str,
 
     n_cells = len(nbformat.read(nb, as_version=4).cells) + 1      # + papermill's parameters
     try:
-        with ChapterProgress(nb.stem, n_cells, position=lane):
+        with ChapterProgress(nb.stem, n_cells, position=lane) as progress:
             pm.execute_notebook(str(nb), str(executed), parameters=params, cwd=str(nb.parent),
                                 progress_bar=False, log_output=False, kernel_name="python3",
                                 engine_name=install_engine(), extra_arguments=list(KERNEL_ARGS))
@@ -111,7 +111,7 @@ def execute_chapter(nb: Path, out_dir: Path, *, quick: bool, device: str,
         raise BookError(f"chapter {nb.stem} failed in cell {src_index} of {nb.name} (counting "
                         f"from 0; it begins {first[0][:60]!r}): {e.ename}: {e.evalue}\n  the "
                         f"executed notebook with the traceback: {executed}") from None
-    _tidy_executed(executed)
+    _tidy_executed(executed, training_s=progress.training_s)
     return executed
 
 
@@ -125,11 +125,15 @@ def _source_index(nb: Path, source: str, fallback: int) -> int:
     return fallback
 
 
-def _tidy_executed(path: Path) -> None:
-    """Hide papermill's injected-parameters cell in the rendered page."""
+def _tidy_executed(path: Path, training_s: float | None = None) -> None:
+    """Hide papermill's injected-parameters cell in the rendered page; record the wall
+    seconds the chapter spent training (``metadata.recos_book.training_s``, read by
+    ``benchmarks/book_time.py``)."""
     import nbformat
 
     nb = nbformat.read(path, as_version=4)
+    if training_s is not None:
+        nb.metadata.setdefault("recos_book", {})["training_s"] = round(training_s, 2)
     for cell in nb.cells:
         tags = cell.get("metadata", {}).get("tags", [])
         if "injected-parameters" in tags and "remove-cell" not in tags:

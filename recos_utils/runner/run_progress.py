@@ -69,6 +69,7 @@ class ChapterProgress:
         ci = os.environ.get("CI", "").lower() in ("1", "true", "yes")
         self.tty = (not ci and self.stream.isatty()) if tty is None else tty
         self.index, self.train, self._last = 0, None, 0.0
+        self.training_s = 0.0      # wall seconds of the chapter's training (train_all calls)
         self._lock, self._stop = threading.Lock(), threading.Event()
         self._bar, self.position = None, position     # position: its line in a terminal
 
@@ -96,24 +97,33 @@ class ChapterProgress:
             print(f"[recos-book]   {self.status()}", file=self.stream, flush=True)
             self._last = time.monotonic()
 
+    def _read(self, pos: int) -> tuple[int, bool]:
+        """Read the progress lines written since ``pos``; (new position, any read)."""
+        try:
+            with open(self.path) as f:
+                f.seek(pos)
+                lines = f.readlines()
+                pos = f.tell()
+        except OSError:
+            return pos, False
+        for line in lines:
+            try:
+                self.train = json.loads(line)
+            except ValueError:
+                continue
+            if self.train["done"] == self.train["total"]:   # one train_all call finished
+                self.training_s += self.train["elapsed"]
+        return pos, bool(lines)
+
     def _poll(self) -> None:
         pos = 0
         while not self._stop.wait(0.5):
-            try:
-                with open(self.path) as f:
-                    f.seek(pos)
-                    lines = f.readlines()
-                    pos = f.tell()
-            except OSError:
-                continue
-            for line in lines:
-                try:
-                    self.train = json.loads(line)
-                except ValueError:
-                    continue
-            if lines or self.tty:         # a terminal also sees the clock move
+            pos, read = self._read(pos)
+            if read or self.tty:         # a terminal also sees the clock move
                 with self._lock:
-                    self._show(force=bool(lines) and self.train["done"] == self.train["total"])
+                    self._show(force=read and self.train is not None
+                               and self.train["done"] == self.train["total"])
+        self._read(pos)                  # what the last half second wrote
 
     def __enter__(self):
         global _ACTIVE
