@@ -26,7 +26,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from recos_utils.core.allocator import keep_freed_memory
 from recos_utils.core.data import Dataset, load_dataset, reverse_grey
 from recos_utils.core.device import threads_for
 from recos_utils.core.models import LeNet5
@@ -146,7 +145,6 @@ def fit(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *,
     device = torch.device(device)
     if device.type == "cpu":
         model.to(memory_format=torch.channels_last)
-        keep_freed_memory()           # large maps reused, not re-faulted, every step
     model.to(device).train()
     g = torch.Generator().manual_seed(seed)
     x_all, y_all = images.to(device), labels.to(device)
