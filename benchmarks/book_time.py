@@ -6,10 +6,10 @@
    (``OUT/timings.json``), papermill's duration of the executed notebook, the wall time of
    its training (``train_all`` calls, which ``recos-book`` writes into the executed
    notebook's metadata) and its slowest cells (the cell durations papermill stores in the
-   notebook metadata); the HTML build time is the rest of the wall time. Targets on 2 CPU cores (issue 25): full book
-   <= 10 min, quick book <= 90 s. ``--before-from`` takes the runs of another
-   ``book_time.json`` (made on a clone of the commit before a change, by its own copy of
-   this script) as the "before", shown side by side with this run's chapters.
+   notebook metadata); the HTML build time is the rest of the wall time. Targets on 2 CPU
+   cores (issue 25): full book <= 10 min, quick book <= 90 s. ``--before-from`` takes the
+   runs of another ``book_time.json`` (made on a clone of the commit before a change, by its
+   own copy of this script) as the "before", shown side by side with this run's chapters.
 2. **Training FLOP rate.** The FLOPs of one LeNet-5 training step per sample (forward +
    backward, counted analytically and cross-checked with
    ``torch.utils.flop_counter.FlopCounterMode``; only convolutions and matrix products

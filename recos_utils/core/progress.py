@@ -13,7 +13,7 @@ import json
 import os
 import sys
 
-__all__ = ["PROGRESS_ENV", "bar", "work_bar", "report"]
+__all__ = ["PROGRESS_ENV", "bar", "WorkBar", "report"]
 
 #: The environment variable naming the runner's progress file.
 PROGRESS_ENV = "RECOS_PROGRESS_FILE"
@@ -28,7 +28,7 @@ def bar(total: int, desc: str):
                 mininterval=0.5)
 
 
-class work_bar:
+class WorkBar:
     """Progress over jobs of unequal cost (:func:`recos_utils.core.trainer.train_all`).
 
     The bar fills and tqdm's time-left estimate runs by the *work* done, each job weighted

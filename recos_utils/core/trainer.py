@@ -43,7 +43,7 @@ from recos_utils.core import cache
 from recos_utils.core.data import dataset_id
 from recos_utils.core.device import resolve_device, workers
 from recos_utils.core.fingerprints import code_hash
-from recos_utils.core.progress import report, work_bar
+from recos_utils.core.progress import WorkBar, report
 
 __all__ = ["Kind", "Spec", "Trained", "train_all", "entry", "spec_key"]
 
@@ -161,6 +161,7 @@ def train_all(specs: list[Spec], *, device: str = "cpu", data_dir=None,
     missing = {i for i, e in entries.items() if e is None}
     grouped = _groups(specs, list(first.values()))
     units = [u for u in grouped if missing.intersection(u)]
+
     def cost(u):
         return sum(specs[i].kind.cost(specs[i].config) for i in u)
 
@@ -174,7 +175,7 @@ def train_all(specs: list[Spec], *, device: str = "cpu", data_dir=None,
                      None if data_dir is None else str(data_dir), paths))
     n = min(n_workers or workers(), len(jobs))
     desc = "training" + (f" on {n} processes" if n > 1 else "")
-    progress = work_bar([cost(u) for u in units], desc, sizes=[len(u) for u in units])
+    progress = WorkBar([cost(u) for u in units], desc, sizes=[len(u) for u in units])
     if n > 1 and all(j[3] == "cpu" for j in jobs):
         from joblib import Parallel, delayed
 
